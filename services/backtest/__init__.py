@@ -1,0 +1,1 @@
+"""Backtesting and replay of recorded market data."""

@@ -1,0 +1,1 @@
+"""Dashboard gateway and web UI."""

@@ -1,0 +1,1 @@
+"""Execution: maker and sniper routing, live and paper, and the ledger."""

@@ -1,0 +1,1 @@
+"""Ingest: trusted Kalshi order books and outside signals onto the bus."""

@@ -1,0 +1,1 @@
+"""Risk: the guardian between every signal and every order."""

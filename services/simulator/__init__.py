@@ -1,0 +1,1 @@
+"""A Kalshi-compatible exchange simulator."""

@@ -1,0 +1,1 @@
+"""Strategy: fair values, fee-adjusted Kelly and arbitrage scans into signals."""

@@ -1,0 +1,66 @@
+"""Redis connections, and the backoff every bus loop uses when Redis goes away."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import redis.asyncio as aioredis
+import structlog
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = structlog.get_logger("bus")
+
+T = TypeVar("T")
+
+TRANSIENT_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+"""Errors after which the same call may succeed once Redis is back."""
+
+
+def connect_redis(url: str) -> aioredis.Redis:
+    """An asyncio Redis client (binary replies; payloads are MessagePack)."""
+    return aioredis.Redis.from_url(
+        url,
+        decode_responses=False,
+        socket_connect_timeout=5,
+        socket_keepalive=True,
+        health_check_interval=30,
+    )
+
+
+class Backoff:
+    """Exponential backoff with jitter, capped; reset after a success."""
+
+    def __init__(self, base_s: float = 0.05, cap_s: float = 5.0) -> None:
+        self._policy = ExponentialWithJitterBackoff(cap=cap_s, base=base_s)
+        self.failures = 0
+
+    async def wait(self) -> None:
+        self.failures += 1
+        await asyncio.sleep(self._policy.compute(self.failures))
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+async def retry_transient(
+    call: Callable[[], Awaitable[T]], what: str, *, attempts: int | None = None
+) -> T:
+    """Run ``call`` until it succeeds, backing off while Redis is unreachable.
+
+    ``attempts=None`` retries forever: the caller's effect must not be lost.
+    """
+    backoff = Backoff()
+    while True:
+        try:
+            return await call()
+        except TRANSIENT_ERRORS as exc:
+            if attempts is not None and backoff.failures + 1 >= attempts:
+                raise
+            log.warning(
+                "redis unavailable, retrying", op=what, error=str(exc), attempt=backoff.failures + 1
+            )
+            await backoff.wait()

@@ -1,0 +1,227 @@
+"""What every service process shares: command line, settings, logs, Redis,
+heartbeats, clean shutdown, and the active/standby or shard-owner role.
+
+A service is an async ``body(ctx)`` run by :func:`service_main`:
+
+* ``role="singleton"`` (risk, execution): one active instance holds a Redis
+  lease and runs the body; any other instance stands by and takes over when the
+  lease lapses.
+* ``role="sharded"`` (ingest, strategy): every replica runs the body; it reads
+  ``ctx.owned_shards`` (kept current from shard leases) to know which events
+  are its own.
+* ``role="free"`` (dashboard, simulator): just runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Literal
+
+import redis.asyncio as aioredis
+import structlog
+
+from shared.bus.connection import TRANSIENT_ERRORS, connect_redis
+from shared.bus.lease import Lease, run_as_leader
+from shared.bus.publisher import Publisher
+from shared.bus.shards import ShardOwnership
+from shared.config import ConfigError, Settings, load_settings
+from shared.logs import configure_logging, register_secret
+from shared.messages import Heartbeat
+from shared.streams import HEARTBEATS
+
+log = structlog.get_logger("runtime")
+
+Role = Literal["singleton", "sharded", "free"]
+HEARTBEAT_INTERVAL_S = 1.0
+
+
+def package_version() -> str:
+    try:
+        return version("kalshi-hv-bot")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclass
+class ServiceContext:
+    """Handed to a service body: its settings, bus and shutdown signal."""
+
+    name: str
+    instance: str
+    settings: Settings
+    redis: aioredis.Redis
+    publisher: Publisher
+    stop: asyncio.Event
+    args: argparse.Namespace
+    role: str = "starting"
+    owned_shards: set[int] = field(default_factory=set)
+    info: dict[str, str] = field(default_factory=dict)
+    """Extra facts the heartbeat carries (e.g. feed freshness)."""
+
+
+Body = Callable[[ServiceContext], Coroutine[Any, Any, None]]
+AddArguments = Callable[[argparse.ArgumentParser], None]
+
+
+def build_parser(
+    name: str, description: str, add_arguments: AddArguments | None
+) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m services.{name}",
+        description=description,
+        epilog="Settings come from the environment and an optional YAML file; "
+        "see config/settings.example.yaml for every key.",
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help="YAML settings file (default: $KHV_CONFIG)"
+    )
+    parser.add_argument(
+        "--instance",
+        default=f"{socket.gethostname()}-{os.getpid()}",
+        help="this instance's name on the bus (default: host-pid)",
+    )
+    if add_arguments:
+        add_arguments(parser)
+    return parser
+
+
+def service_main(
+    name: str,
+    description: str,
+    body: Body,
+    *,
+    role: Role = "free",
+    add_arguments: AddArguments | None = None,
+    argv: list[str] | None = None,
+) -> int:
+    """Parse the command line, load settings, run the body until SIGINT/SIGTERM."""
+    args = build_parser(name, description, add_arguments).parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"{name}: config error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(name, settings.log_level, settings.log_format)
+    for secret in (settings.kalshi_key_id, settings.dashboard_token):
+        register_secret(secret.get_secret_value() if secret else None)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_run(name, args, settings, body, role))
+    return 0
+
+
+async def _run(
+    name: str, args: argparse.Namespace, settings: Settings, body: Body, role: Role
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    redis = connect_redis(settings.redis_url)
+    ctx = ServiceContext(
+        name=name,
+        instance=args.instance,
+        settings=settings,
+        redis=redis,
+        publisher=Publisher(redis, settings.key_prefix, shards=settings.bus.shards, hop=name),
+        stop=stop,
+        args=args,
+    )
+    log.info(
+        "starting", instance=ctx.instance, role=role, mode=settings.mode, version=package_version()
+    )
+    heartbeat = asyncio.create_task(_heartbeats(ctx), name="heartbeats")
+    try:
+        await _run_role(ctx, body, role)
+    finally:
+        stop.set()
+        heartbeat.cancel()
+        await asyncio.gather(heartbeat, return_exceptions=True)
+        await redis.aclose()
+        log.info("stopped", instance=ctx.instance)
+
+
+async def _run_role(ctx: ServiceContext, body: Body, role: Role) -> None:
+    if role == "singleton":
+        lease = Lease(
+            ctx.redis,
+            f"{ctx.settings.key_prefix}lease:{ctx.name}",
+            ctx.instance,
+            ctx.settings.bus.lease_ttl_ms,
+        )
+
+        def on_role(new: str) -> None:
+            ctx.role = new
+
+        await run_as_leader(lease, ctx.stop, lambda: body(ctx), on_role)
+        return
+    if role == "sharded":
+        ctx.role = "active"
+        keeper = asyncio.create_task(_keep_shards(ctx), name="shards")
+        try:
+            await body(ctx)
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+        return
+    ctx.role = "active"
+    await body(ctx)
+
+
+async def _keep_shards(ctx: ServiceContext) -> None:
+    ownership = ShardOwnership(
+        ctx.redis,
+        ctx.settings.key_prefix,
+        service=ctx.name,
+        member=ctx.instance,
+        shards=ctx.settings.bus.shards,
+        ttl_ms=ctx.settings.bus.lease_ttl_ms,
+    )
+    try:
+        while True:
+            try:
+                owned = await ownership.refresh()
+            except TRANSIENT_ERRORS as exc:
+                log.warning("shard refresh failed", error=str(exc))
+                owned = ownership.owned()
+            if owned != ctx.owned_shards:
+                log.info("shards", owned=sorted(owned))
+                ctx.owned_shards = owned
+            await asyncio.sleep(ctx.settings.bus.lease_ttl_ms / 3000)
+    finally:
+        with contextlib.suppress(*TRANSIENT_ERRORS):
+            await ownership.leave()
+
+
+async def _heartbeats(ctx: ServiceContext) -> None:
+    """Tell the bus every second that this instance lives, and in which role."""
+    started = time.time()
+    while True:
+        beat = Heartbeat(
+            service=ctx.name,
+            instance=ctx.instance,
+            version=package_version(),
+            role=ctx.role,
+            ts_ns=time.time_ns(),
+            info={"uptime_s": str(int(time.time() - started)), **ctx.info},
+        )
+        try:
+            await asyncio.wait_for(
+                ctx.publisher.publish(HEARTBEATS, beat), timeout=HEARTBEAT_INTERVAL_S * 2
+            )
+        except (TimeoutError, *TRANSIENT_ERRORS):
+            pass  # the publisher already logs outages; a missed beat is the signal
+        await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+
+
+async def wait_until_stopped(ctx: ServiceContext) -> None:
+    await ctx.stop.wait()
