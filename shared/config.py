@@ -143,9 +143,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get("KHV_CONFIG")
-        if config_file:
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        if settings_cls.model_config.get("yaml_file"):
+            sources.append(YamlConfigSettingsSource(settings_cls))
         sources.append(file_secret_settings)
         return tuple(sources)
 
@@ -161,20 +160,27 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{where}: {message}"
 
 
+def _with_file(path: Path) -> type[Settings]:
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(yaml_file=path)
+
+    return FileSettings
+
+
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Load and validate settings; raise ConfigError with one clear line on any problem."""
+    config_file = config_file or os.environ.get("KHV_CONFIG") or None
+    settings_cls = Settings
     if config_file is not None:
         path = Path(config_file)
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist")
-        os.environ["KHV_CONFIG"] = str(path)
-    elif (env_file := os.environ.get("KHV_CONFIG")) and not Path(env_file).is_file():
-        raise ConfigError(f"KHV_CONFIG: config file {env_file!r} does not exist")
+        settings_cls = _with_file(path)
     secrets_dir = os.environ.get("KHV_SECRETS_DIR")
     try:
         if secrets_dir:
-            return Settings(_secrets_dir=secrets_dir, **overrides)
-        return Settings(**overrides)
+            return settings_cls(_secrets_dir=secrets_dir, **overrides)
+        return settings_cls(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""

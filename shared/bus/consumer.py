@@ -96,6 +96,7 @@ class Consumer:
         """Keys whose own pending entries must be re-read, with the read cursor."""
         self._failures: dict[str, int] = {}
         self._next_claim = 0.0
+        self._stop = asyncio.Event()
         self.handled = 0
         self.dead_lettered = 0
         self.set_shards(shards)
@@ -125,6 +126,7 @@ class Consumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, riding out Redis outages."""
+        self._stop = stop
         backoff = Backoff()
         while not stop.is_set():
             try:
@@ -135,7 +137,7 @@ class Consumer:
                     "consumer waiting for redis",
                     stream=self.spec.name,
                     group=self.group,
-                    error=str(exc),
+                    error=str(exc) or type(exc).__name__,
                 )
                 self._restart_after_outage()
                 await backoff.wait()
@@ -233,9 +235,7 @@ class Consumer:
 
     async def _handle(self, key: str, deliveries: list[Delivery]) -> None:
         try:
-            await self.handler(deliveries)
-        except TRANSIENT:
-            raise
+            await self._call_handler(deliveries)
         except Exception:
             if len(deliveries) == 1:
                 await self._failed(key, deliveries[0])
@@ -247,6 +247,29 @@ class Consumer:
         self.handled += len(deliveries)
         for delivery in deliveries:
             self._failures.pop(delivery.id, None)
+
+    async def _call_handler(self, deliveries: list[Delivery]) -> None:
+        """Run the handler, riding out transient errors on the same in-memory batch.
+
+        Retrying in memory (not by re-reading the pending list) keeps the
+        delivery counter for what it is meant for: spotting crash loops.
+        """
+        backoff = Backoff()
+        while True:
+            try:
+                await self.handler(deliveries)
+                return
+            except TRANSIENT as exc:
+                if self._stop.is_set():
+                    raise
+                log.warning(
+                    "handler dependency unavailable, retrying",
+                    stream=self.spec.name,
+                    group=self.group,
+                    error=str(exc) or type(exc).__name__,
+                    attempt=backoff.failures + 1,
+                )
+                await backoff.wait()
 
     async def _failed(self, key: str, delivery: Delivery) -> None:
         failures = self._failures.get(delivery.id, 0) + 1
