@@ -26,12 +26,14 @@ from shared.bus.connection import connect_redis
 from shared.bus.consumer import Consumer, Delivery
 from shared.bus.publisher import Publisher
 from shared.messages import Heartbeat
-from shared.streams import HEARTBEATS, stream_key
+from shared.streams import StreamSpec, stream_key
 
 LATENCY_MESSAGES = 5_000
 LATENCY_GAP_S = 0.0005
 THROUGHPUT_MESSAGES = 200_000
 GROUP = "bench"
+HEARTBEATS = StreamSpec("bench", Heartbeat, maxlen=1_000_000)
+"""A stream of its own, long enough that nothing is trimmed before it is read."""
 
 
 def redis_url() -> str:
@@ -50,7 +52,7 @@ def _receiver(mode: str, prefix: str, expected: int, out: mp.Queue[Any]) -> None
 
 
 async def _receive(mode: str, prefix: str, expected: int, out: mp.Queue[Any]) -> None:
-    client = connect_redis(redis_url())
+    client: Any = connect_redis(redis_url())
     key = stream_key(prefix, HEARTBEATS)
     await client.xgroup_create(key, GROUP, id="0", mkstream=True)
     latencies: list[int] = []
@@ -87,7 +89,7 @@ async def _receive(mode: str, prefix: str, expected: int, out: mp.Queue[Any]) ->
     await client.aclose()
 
 
-def _start_receiver(mode: str, prefix: str, expected: int) -> tuple[mp.Process, mp.Queue[Any]]:
+def _start_receiver(mode: str, prefix: str, expected: int) -> tuple[Any, mp.Queue[Any]]:
     ctx = mp.get_context("spawn")
     out: mp.Queue[Any] = ctx.Queue()
     proc = ctx.Process(target=_receiver, args=(mode, prefix, expected, out), daemon=True)
