@@ -64,3 +64,12 @@ def test_logs_are_json_lines_without_secrets(capsys):
     assert lines[0]["note"] == "key *** here"
     assert lines[0]["token"] == "***"
     assert lines[1]["event"] == "lib says ***"
+
+
+def test_empty_secrets_count_as_unset(tmp_path, monkeypatch):
+    (tmp_path / "kalshi_key_id").write_text("")
+    monkeypatch.setenv("KHV_SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("DASHBOARD_TOKEN", "  ")
+    settings = load_settings()
+    assert settings.kalshi_key_id is None
+    assert settings.dashboard_token is None
