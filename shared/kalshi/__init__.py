@@ -1,0 +1,1 @@
+"""Kalshi protocol helpers shared by the client services and the simulator."""
