@@ -35,6 +35,8 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	@echo "Paper mode against the simulator; dashboard at http://127.0.0.1:8000 (Ctrl-C stops all)"
+	@# readable log lines for a person at a terminal, JSON lines otherwise
+	if [ -t 1 ]; then export KHV_LOG_FORMAT=$${KHV_LOG_FORMAT:-console}; fi; \
 	$(EMBEDDED) $(BIN)/honcho -f deploy/Procfile -d . start
 
 test: $(STAMP)

@@ -103,7 +103,7 @@ async def run_as_leader(
         nonlocal role
         if new != role:
             role = new
-            log.info("role", lease=lease.key, role=new, token=lease.token)
+            log.info("role", lease=lease.key, role=new, fencing=lease.token)
             if on_role:
                 on_role(new)
 
