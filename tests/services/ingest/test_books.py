@@ -1,0 +1,122 @@
+"""The book keeper: gaps, duplicates and bad deltas invalidate; nothing from an untrusted book."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.ingest.books import BookKeeper, MarketRef
+from shared.book import PriceGrid
+from shared.messages import BookDelta, BookSnapshot, BookState, BookStatus, Level, Side
+from shared.money import cents
+
+
+def keeper(*markets: str, event: str = "E") -> BookKeeper:
+    k = BookKeeper()
+    for market in markets:
+        k.track(MarketRef(market, event, PriceGrid.cents()))
+    return k
+
+
+def statuses(messages) -> list[tuple[str, BookState]]:
+    return [(m.market, m.state) for m in messages if isinstance(m, BookStatus)]
+
+
+def snap(k: BookKeeper, sid: int, seq: int, market: str):
+    return k.on_snapshot(sid, seq, market, [Level(cents(40), 100)], [Level(cents(50), 100)])
+
+
+def test_snapshot_makes_a_book_valid_and_deltas_flow():
+    k = keeper("A")
+    out = snap(k, 1, 1, "A")
+    assert statuses(out) == [("A", BookState.VALID)]
+    assert isinstance(out[-1], BookSnapshot)
+    out = k.on_delta(1, 2, "A", Side.YES, cents(41), 10)
+    assert [type(m) for m in out] == [BookDelta]
+    assert k.book("A").best_bid(Side.YES) == Level(cents(41), 10)  # type: ignore[union-attr]
+
+
+def test_a_gap_invalidates_every_market_of_the_subscription_only():
+    k = keeper("A", "B", "C")
+    snap(k, 1, 1, "A")
+    snap(k, 1, 2, "B")
+    snap(k, 2, 1, "C")
+    out = k.on_delta(1, 4, "A", Side.YES, cents(41), 10)
+    assert sorted(statuses(out)) == [("A", BookState.INVALID), ("B", BookState.INVALID)]
+    assert not any(isinstance(m, BookDelta) for m in out)
+    assert k.is_valid("C")
+    assert k.awaiting_snapshot() == {1: ["A", "B"]}
+    # deltas of an invalid book are swallowed until its snapshot
+    assert k.on_delta(1, 5, "B", Side.NO, cents(50), 5) == []
+    out = snap(k, 1, 6, "A")
+    assert statuses(out) == [("A", BookState.VALID)]
+
+
+def test_duplicates_and_reorders_invalidate_too():
+    k = keeper("A")
+    snap(k, 1, 1, "A")
+    k.on_delta(1, 2, "A", Side.YES, cents(41), 10)
+    out = k.on_delta(1, 2, "A", Side.YES, cents(41), 10)
+    assert statuses(out) == [("A", BookState.INVALID)]
+    assert k.gaps == 1
+
+
+def test_impossible_deltas_invalidate_the_market():
+    k = keeper("A", "B")
+    snap(k, 1, 1, "A")
+    snap(k, 1, 2, "B")
+    out = k.on_delta(1, 3, "A", Side.YES, cents(30), -5)  # no level there
+    assert statuses(out) == [("A", BookState.INVALID)]
+    assert k.is_valid("B")
+    out = k.on_delta(1, 4, "B", Side.YES, cents(60), 5)  # crosses NO bid at 50
+    assert statuses(out) == [("B", BookState.INVALID)]
+    assert k.book("B") is None
+
+
+def test_losing_the_connection_invalidates_all_and_resets_sequences():
+    k = keeper("A", "B")
+    snap(k, 1, 1, "A")
+    snap(k, 1, 2, "B")
+    out = k.on_connection_lost("socket closed")
+    assert sorted(statuses(out)) == [("A", BookState.INVALID), ("B", BookState.INVALID)]
+    # a new connection starts its own sid and seq from 1 without a false gap
+    assert statuses(snap(k, 7, 1, "A")) == [("A", BookState.VALID)]
+
+
+def test_untracked_markets_are_ignored_but_still_sequence_checked():
+    k = keeper("A")
+    snap(k, 1, 1, "A")
+    assert k.on_delta(1, 2, "ZZZ", Side.YES, cents(41), 1) == []
+    assert k.on_delta(1, 3, "A", Side.YES, cents(41), 1)
+
+
+events = st.lists(
+    st.tuples(
+        st.sampled_from(["A", "B"]),
+        st.sampled_from(["snap", "delta", "skip", "dup"]),
+        st.sampled_from([Side.YES, Side.NO]),
+        st.integers(1, 99),
+        st.integers(-200, 200).filter(bool),
+    ),
+    max_size=200,
+)
+
+
+@given(events)
+def test_never_publishes_from_a_book_it_does_not_trust(stream):
+    """Whatever arrives, every published delta came from a valid, uncrossed book."""
+    k = keeper("A", "B")
+    seq = 0
+    for market, kind, side, cent, delta in stream:
+        seq += {"skip": 2, "dup": 0}.get(kind, 1)
+        if kind == "snap":
+            out = snap(k, 1, seq, market)
+        else:
+            was_valid = k.is_valid(market)
+            out = k.on_delta(1, seq, market, side, cents(cent), delta)
+            published = [m for m in out if isinstance(m, BookDelta)]
+            if published:
+                assert was_valid and kind == "delta"
+                book = k.book(market)
+                assert book is not None and not book.crossed()
+        for m in out:
+            if isinstance(m, BookSnapshot):
+                assert k.is_valid(m.market)
