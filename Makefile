@@ -36,8 +36,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	@echo "Paper mode against the simulator; dashboard at http://127.0.0.1:8000 (Ctrl-C stops all)"
 	@# readable log lines for a person at a terminal, JSON lines otherwise
+	$(BIN)/python -m services.simulator.keygen .run/keys paper
 	if [ -t 1 ]; then export KHV_LOG_FORMAT=$${KHV_LOG_FORMAT:-console}; fi; \
-	$(EMBEDDED) $(BIN)/honcho -f deploy/Procfile -d . start
+	$(EMBEDDED) $(BIN)/honcho -f deploy/Procfile -e deploy/paper.env -d . start
 
 test: $(STAMP)
 	$(EMBEDDED) $(BIN)/pytest -q $(PYTEST_ARGS)

@@ -90,6 +90,20 @@ class SimulatorSettings(BaseModel):
     seed: int = 7
 
 
+class IngestSettings(BaseModel):
+    series: list[str] = Field(
+        default_factory=list, description="series tickers to follow; empty = every open market"
+    )
+    max_markets: int = Field(2000, ge=1, description="most markets one process subscribes to")
+    discovery_interval_s: float = Field(60.0, gt=0, description="how often to list markets")
+    snapshot_interval_s: float = Field(30.0, gt=0, description="full books for late consumers")
+    stale_after_s: float = Field(5.0, gt=0, description="no message and no ping: feed stale")
+    resubscribe_after_s: float = Field(
+        1.0, gt=0, description="an invalid book without a snapshot this long is resubscribed"
+    )
+    record: bool = Field(True, description="write every snapshot and delta to Postgres")
+
+
 class MetricsSettings(BaseModel):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -130,6 +144,7 @@ class Settings(BaseSettings):
     kalshi: KalshiSettings = Field(default_factory=KalshiSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @field_validator("kalshi_key_id", "dashboard_token", "kalshi_private_key_path", mode="before")
