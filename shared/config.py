@@ -31,6 +31,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from shared.feeds_config import FeedsSettings
+
 KALSHI_URLS: dict[str, tuple[str, str]] = {
     "production": (
         "https://external-api.kalshi.com/trade-api/v2",
@@ -145,6 +147,7 @@ class Settings(BaseSettings):
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    feeds: FeedsSettings = Field(default_factory=FeedsSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @field_validator("kalshi_key_id", "dashboard_token", "kalshi_private_key_path", mode="before")

@@ -42,6 +42,12 @@ from shared.streams import HEARTBEATS
 log = structlog.get_logger("runtime")
 
 Role = Literal["singleton", "sharded", "free"]
+
+
+class ServiceError(Exception):
+    """A service cannot run as configured; the message says why, in one line."""
+
+
 HEARTBEAT_INTERVAL_S = 1.0
 
 
@@ -114,8 +120,13 @@ def service_main(
     configure_logging(name, settings.log_level, settings.log_format)
     for secret in (settings.kalshi_key_id, settings.dashboard_token):
         register_secret(secret.get_secret_value() if secret else None)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run(name, args, settings, body, role))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_run(name, args, settings, body, role))
+    except ServiceError as exc:
+        log.error("cannot run", reason=str(exc))
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

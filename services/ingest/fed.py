@@ -36,9 +36,9 @@ import httpx
 import structlog
 
 from services.ingest.feeds import FeedWatch, RetryDelay, run_until_stopped
-from services.ingest.feeds_config import FedSettings
 from shared.bus.publisher import Publisher
 from shared.fedwatch import FedWatchError, Month, fedwatch
+from shared.feeds_config import FedSettings
 from shared.messages import FedOdds
 from shared.streams import OBSERVATIONS
 

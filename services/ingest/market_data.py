@@ -26,7 +26,7 @@ from services.ingest.books import BookKeeper
 from shared.bus.publisher import Publisher
 from shared.kalshi import models as km
 from shared.kalshi.errors import KalshiError
-from shared.kalshi.ws import Disconnected, SubscriptionActive, WsEvent
+from shared.kalshi.ws import Disconnected, KalshiWebSocket, SubscriptionActive, WsEvent
 from shared.messages import Level, Message, Side
 from shared.money import ONE_DOLLAR, Count, Micros, parse_count, parse_dollars
 from shared.streams import MARKET_DATA
@@ -146,23 +146,12 @@ class BookFeed:
         return []
 
 
-class Socket(Protocol):
-    async def subscribe(
-        self, channel: str, market_tickers: list[str] | None = None, *, use_yes_price: bool = True
-    ) -> int: ...
-
-    async def update_subscription(
-        self, sid: int, action: str, market_tickers: list[str]
-    ) -> None: ...
-
-    @property
-    def connected(self) -> bool: ...
-
-
 class Subscriptions:
     """Keeps the orderbook subscription equal to the followed markets, and books fresh."""
 
-    def __init__(self, ws: Socket, feed: BookFeed, *, resubscribe_after_s: float = 1.0) -> None:
+    def __init__(
+        self, ws: KalshiWebSocket, feed: BookFeed, *, resubscribe_after_s: float = 1.0
+    ) -> None:
         self.ws = ws
         self.feed = feed
         self.resubscribe_after_s = resubscribe_after_s

@@ -23,8 +23,8 @@ import httpx
 import structlog
 
 from services.ingest.feeds import NS_PER_S, FeedWatch, RetryDelay, run_until_stopped
-from services.ingest.feeds_config import NwsSettings, NwsStationConfig
 from shared.bus.publisher import Publisher
+from shared.feeds_config import NwsSettings, NwsStationConfig
 from shared.messages import WeatherObservation
 from shared.streams import OBSERVATIONS
 from shared.weather import (

@@ -23,8 +23,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from services.ingest.feeds import NS_PER_S, ClockNs, FeedWatch, RetryDelay, run_until_stopped
-from services.ingest.feeds_config import PolymarketSettings
 from shared.bus.publisher import Publisher
+from shared.feeds_config import PolymarketSettings
 from shared.polymarket import (
     BookKeeper,
     MarketLink,

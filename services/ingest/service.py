@@ -1,19 +1,214 @@
-"""The ingest service process (its capability arrives with issue #4)."""
+"""The ingest process: Kalshi books and outside signals onto the bus, recorded to Postgres.
+
+Replicas split the events by shard (``docker compose up --scale ingest=2``):
+each follows the open markets of the events on the shards it holds. The outside
+feeds (NWS, Fed odds, Polymarket) run on one replica at a time, the holder of
+the ``ingest:feeds`` lease.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
 import structlog
 
-from shared.runtime import ServiceContext, service_main, wait_until_stopped
+from services.ingest.books import BookKeeper, MarketRef
+from services.ingest.catalog import followed, grid_of
+from services.ingest.discovery import Discovery
+from services.ingest.fed import FedPoller
+from services.ingest.feeds import FeedState, run_until_stopped
+from services.ingest.market_data import BookFeed, Outbox, Subscriptions
+from services.ingest.nws import NwsPoller
+from services.ingest.polymarket import PolymarketFeed
+from services.ingest.recorder import Recorder
+from shared.bus.lease import Lease, run_as_leader
+from shared.kalshi.errors import KalshiError
+from shared.kalshi.rest import KalshiRest
+from shared.kalshi.signing import Signer, load_private_key
+from shared.kalshi.ws import KalshiWebSocket
+from shared.runtime import ServiceContext, ServiceError, service_main
+from shared.store.migrations import migrate
+from shared.store.pool import Pool, StoreUnavailable, ensure_database, open_pool
+from shared.streams import OBSERVATIONS
 
 log = structlog.get_logger("ingest")
 
-DESCRIPTION = "Ingest: trusted Kalshi order books and outside signals onto the bus."
+DESCRIPTION = (
+    "Ingest: Kalshi order books (sequence-checked, never published when untrusted) and "
+    "outside signals (NWS, Fed odds, Polymarket) onto the bus, recorded to Postgres."
+)
+SYNC_EVERY_S = 0.2
+KALSHI_FEED = "kalshi"
+
+
+def load_signer(ctx: ServiceContext) -> Signer:
+    settings = ctx.settings
+    if settings.kalshi_key_id is None or settings.kalshi_private_key_path is None:
+        raise ServiceError(
+            "Kalshi's WebSocket needs a signed connection: set KALSHI_KEY_ID and "
+            "KALSHI_PRIVATE_KEY_PATH (make run does this for the simulator)"
+        )
+    key = load_private_key(settings.kalshi_private_key_path)
+    return Signer(settings.kalshi_key_id.get_secret_value(), key)
+
+
+async def connect_store(ctx: ServiceContext) -> Pool:
+    """Wait for Postgres (saying so), then bring its schema up to date."""
+    delay = 1.0
+    while True:
+        try:
+            await ensure_database(ctx.settings.database_url)
+            pool = await open_pool(ctx.settings.database_url, max_size=4)
+            await migrate(pool)
+            return pool
+        except StoreUnavailable as exc:
+            log.warning("waiting for postgres", error=str(exc), retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+async def every(seconds: float, stop: asyncio.Event, job: Callable[[], Awaitable[None]]) -> None:
+    """Run ``job`` every ``seconds`` until stopped; a failing run is logged, not fatal."""
+    while not stop.is_set():
+        try:
+            await job()
+        except (KalshiError, OSError) as exc:
+            log.warning("periodic job failed", job=getattr(job, "__name__", "?"), error=str(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+class Ingest:
+    """The parts of one ingest process and the loops that drive them."""
+
+    def __init__(self, ctx: ServiceContext, signer: Signer, pool: Pool) -> None:
+        settings = ctx.settings
+        self.ctx = ctx
+        self.recorder = Recorder(pool) if settings.ingest.record else None
+        self.keeper = BookKeeper()
+        self.outbox = Outbox(ctx.publisher, self.recorder)
+        self.feed = BookFeed(self.keeper, self.outbox)
+        self.ws = KalshiWebSocket.from_settings(settings.kalshi, signer, self.feed)
+        self.rest = KalshiRest.from_settings(settings.kalshi, signer)
+        self.discovery = Discovery(self.rest, ctx.publisher, pool, settings.ingest.series)
+        self.subscriptions = Subscriptions(
+            self.ws, self.feed, resubscribe_after_s=settings.ingest.resubscribe_after_s
+        )
+        self.freshness = FeedState(
+            feed=KALSHI_FEED,
+            stale_after_ns=int(settings.ingest.stale_after_s * 1e9),
+            heartbeat_ns=10 * 1_000_000_000,
+            started_ns=time.time_ns(),
+        )
+        self.followed: set[str] = set()
+
+    async def discover(self) -> None:
+        await self.discovery.refresh()
+
+    async def sync(self) -> None:
+        """Follow the markets of our shards, repair invalid books, watch the connection."""
+        settings = self.ctx.settings
+        wanted = followed(
+            self.discovery.catalog.values(),
+            self.ctx.owned_shards,
+            settings.bus.shards,
+            settings.ingest.max_markets,
+        )
+        for market in self.followed - wanted:
+            self.keeper.forget(market)
+        for market in wanted - self.followed:
+            info = self.discovery.catalog[market]
+            self.keeper.track(MarketRef(market, info.event, grid_of(info)))
+        self.followed = wanted
+        await self.subscriptions.follow(wanted)
+        await self.subscriptions.repair()
+        await self.watch_connection()
+        self.ctx.info.update(self.info())
+
+    async def watch_connection(self) -> None:
+        now = time.time_ns()
+        if self.ws.connected and not self.ws.stale(self.ctx.settings.ingest.stale_after_s):
+            status = self.freshness.on_message(now)
+        else:
+            status = self.freshness.on_failure(now, "no message and no ping from kalshi")
+        if status is not None:
+            await self.ctx.publisher.publish(OBSERVATIONS, status)
+
+    async def republish_snapshots(self) -> None:
+        self.outbox.put(list(self.keeper.snapshots()), time.time_ns())
+
+    def info(self) -> dict[str, str]:
+        valid = sum(self.keeper.is_valid(m) for m in self.followed)
+        return {
+            "markets": str(len(self.followed)),
+            "books_valid": str(valid),
+            "deltas": str(self.feed.deltas),
+            "published": str(self.outbox.published),
+            "gaps": str(self.keeper.gaps),
+            "kalshi_feed": {True: "fresh", False: "stale", None: "starting"}[self.freshness.fresh],
+        }
+
+    def loops(self) -> list[Coroutine[Any, Any, None]]:
+        stop, settings = self.ctx.stop, self.ctx.settings.ingest
+        return [
+            self.outbox.run(stop),
+            every(settings.discovery_interval_s, stop, self.discover),
+            every(SYNC_EVERY_S, stop, self.sync),
+            every(settings.snapshot_interval_s, stop, self.republish_snapshots),
+            outside_feeds(self.ctx),
+        ]
+
+    async def run(self) -> None:
+        if self.recorder is not None:
+            self.recorder.start()
+        await self.ws.start()
+        try:
+            await run_until_stopped(self.ctx.stop, *self.loops())
+        finally:
+            await self.ws.close()
+            await self.rest.aclose()
+            await self.outbox.flush()
+            if self.recorder is not None:
+                await asyncio.wait_for(self.recorder.aclose(), timeout=10)
+
+
+async def outside_feeds(ctx: ServiceContext) -> None:
+    """NWS, Fed odds and Polymarket, on whichever replica holds the feeds lease."""
+    feeds = ctx.settings.feeds
+    jobs: list[Callable[[], Coroutine[Any, Any, None]]] = []
+    if feeds.nws.enabled:
+        jobs.append(lambda: NwsPoller(feeds.nws, ctx.publisher).run(ctx.stop))
+    if feeds.fed.enabled:
+        jobs.append(lambda: FedPoller(feeds.fed, ctx.publisher).run(ctx.stop))
+    if feeds.polymarket.enabled:
+        jobs.append(lambda: PolymarketFeed(feeds.polymarket, ctx.publisher).run(ctx.stop))
+    if not jobs:
+        await ctx.stop.wait()
+        return
+
+    async def active() -> None:
+        await run_until_stopped(ctx.stop, *(job() for job in jobs))
+
+    lease = Lease(
+        ctx.redis,
+        f"{ctx.settings.key_prefix}lease:ingest:feeds",
+        ctx.instance,
+        ctx.settings.bus.lease_ttl_ms,
+    )
+    await run_as_leader(lease, ctx.stop, active)
 
 
 async def run(ctx: ServiceContext) -> None:
-    log.warning("scaffold only: heartbeats and role, no ingest logic yet (issue #4)")
-    await wait_until_stopped(ctx)
+    signer = load_signer(ctx)
+    pool = await connect_store(ctx)
+    try:
+        await Ingest(ctx, signer, pool).run()
+    finally:
+        await pool.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,19 +20,19 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from services.ingest.fed import FedPoller, parse_quotes_csv
 from services.ingest.feeds import FeedState, FeedWatch, RetryDelay
-from services.ingest.feeds_config import (
-    FedSettings,
-    NwsSettings,
-    PolymarketLinkConfig,
-    PolymarketSettings,
-    Retry,
-)
 from services.ingest.nws import NwsPoller, nws_client
 from services.ingest.polymarket import PolymarketFeed, Throttle
 from services.simulator.server import SimulatorServer
 from shared.bus.codec import Codec
 from shared.bus.publisher import Publisher
 from shared.fedwatch import Month
+from shared.feeds_config import (
+    FedSettings,
+    NwsSettings,
+    PolymarketLinkConfig,
+    PolymarketSettings,
+    Retry,
+)
 from shared.messages import FedOdds, FeedStatus, Level, Message, VenueBook, WeatherObservation
 from shared.polymarket import parse_price
 from shared.streams import OBSERVATIONS, stream_key
