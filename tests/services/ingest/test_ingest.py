@@ -101,13 +101,13 @@ async def ingest(sim, aredis, key_prefix, database_url, tmp_path) -> AsyncIterat
     await pool.close()
 
 
-async def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_until(predicate, within_s: float, what: str) -> None:
+    deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         if predicate():
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {what}")
+    raise AssertionError(f"not within {within_s} s: {what}")
 
 
 def all_valid(service: Ingest) -> bool:
