@@ -25,7 +25,7 @@ MASK = "***"
 
 def register_secret(value: str | None) -> None:
     """Never let ``value`` appear in a log line."""
-    if value and len(value) >= 4:
+    if value and len(value) >= 8:  # shorter values would mask ordinary words
         _secrets.add(value)
 
 

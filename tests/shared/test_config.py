@@ -55,6 +55,7 @@ def test_malformed_yaml_is_one_line(tmp_path):
 def test_logs_are_json_lines_without_secrets(capsys):
     configure_logging("unit", "INFO", "json")
     register_secret("hunter2-secret")
+    register_secret("short")
     log = structlog.get_logger("t")
     log.info("connecting", url="redis://x", note="key hunter2-secret here", token="abc")
     logging.getLogger("library").warning("lib says hunter2-secret")
@@ -64,6 +65,8 @@ def test_logs_are_json_lines_without_secrets(capsys):
     assert lines[0]["note"] == "key *** here"
     assert lines[0]["token"] == "***"
     assert lines[1]["event"] == "lib says ***"
+    log.info("a short word stays")
+    assert "short word" in capsys.readouterr().err
 
 
 def test_empty_secrets_count_as_unset(tmp_path, monkeypatch):
