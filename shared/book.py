@@ -65,16 +65,19 @@ class PriceGrid:
 class SideBids:
     """The bids of one side: counts by tick, and the best bid kept incrementally."""
 
-    __slots__ = ("best", "counts", "unit")
+    __slots__ = ("best", "counts", "occupied", "unit")
 
     def __init__(self, size: int, unit: Micros) -> None:
         self.counts: list[Count] = [0] * size
+        self.occupied = bytearray(size)
+        """1 where a level rests: finding the next best bid is a search in C, not a loop."""
         self.unit = unit
         self.best = -1
         """Index of the highest price with a resting count, -1 when empty."""
 
     def clear(self) -> None:
         self.counts = [0] * len(self.counts)
+        self.occupied = bytearray(len(self.counts))
         self.best = -1
 
     def change(self, index: int, delta: Count) -> Count:
@@ -87,17 +90,16 @@ class SideBids:
         if new < 0:
             raise BookError(f"size at tick {index} would go negative ({old} {delta:+d})")
         counts[index] = new
-        if new and index > self.best:
-            self.best = index
-        elif not new and index == self.best:
-            self._rescan_from(index - 1)
+        if new:
+            if not old:
+                self.occupied[index] = 1
+                if index > self.best:
+                    self.best = index
+        elif old:
+            self.occupied[index] = 0
+            if index == self.best:
+                self.best = self.occupied.rfind(1, 0, index)
         return new
-
-    def _rescan_from(self, index: int) -> None:
-        counts = self.counts
-        while index >= 0 and not counts[index]:
-            index -= 1
-        self.best = index
 
     def levels(self) -> list[Level]:
         """All bids, best first."""

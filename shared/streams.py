@@ -25,7 +25,7 @@ class StreamSpec:
     """Approximate MAXLEN trim on publish; consumers must keep up within this."""
 
 
-MARKET_DATA: Final = StreamSpec("md", m.MarketData, sharded=True, maxlen=500_000)
+MARKET_DATA: Final = StreamSpec("md", m.MarketDataBatch, sharded=True, maxlen=200_000)
 MARKETS: Final = StreamSpec("markets", m.MarketInfo, maxlen=50_000)
 OBSERVATIONS: Final = StreamSpec("ext", m.Observation)
 SIGNALS: Final = StreamSpec("signals", m.Signal, sharded=True)

@@ -17,7 +17,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from shared.book import BookError, OrderBook, PriceGrid
-from shared.messages import BookDelta, BookSnapshot, BookState, BookStatus, Level, Message, Side
+from shared.messages import (
+    BookDelta,
+    BookSnapshot,
+    BookState,
+    BookStatus,
+    Level,
+    MarketData,
+    Side,
+)
 from shared.money import Count, Micros
 
 
@@ -94,7 +102,7 @@ class BookKeeper:
         yes: Iterable[Level],
         no: Iterable[Level],
         exchange_ts_ns: int = 0,
-    ) -> list[Message]:
+    ) -> list[MarketData]:
         out = self._check_sequence(sid, seq)
         tracked = self._markets.get(market)
         if tracked is None:
@@ -131,7 +139,7 @@ class BookKeeper:
         price: Micros,
         delta: Count,
         exchange_ts_ns: int = 0,
-    ) -> list[Message]:
+    ) -> list[MarketData]:
         out = self._check_sequence(sid, seq)
         tracked = self._markets.get(market)
         if tracked is None or not tracked.valid:
@@ -156,16 +164,16 @@ class BookKeeper:
         )
         return out
 
-    def on_connection_lost(self, reason: str) -> list[Message]:
+    def on_connection_lost(self, reason: str) -> list[MarketData]:
         """Every book is unknown once the connection is gone; sids start afresh."""
         self._last_seq.clear()
-        out: list[Message] = []
+        out: list[MarketData] = []
         for tracked in self._markets.values():
             tracked.sid = None
             out += self._invalidate(tracked, reason)
         return out
 
-    def on_resubscribed(self, market: str) -> list[Message]:
+    def on_resubscribed(self, market: str) -> list[MarketData]:
         """A market moved to a new subscription: unknown until its snapshot."""
         tracked = self._markets.get(market)
         return [] if tracked is None else self._invalidate(tracked, "resubscribed")
@@ -186,7 +194,7 @@ class BookKeeper:
 
     # --- internals ----------------------------------------------------------------------
 
-    def _check_sequence(self, sid: int, seq: int) -> list[Message]:
+    def _check_sequence(self, sid: int, seq: int) -> list[MarketData]:
         last = self._last_seq.get(sid)
         if last is None or seq == last + 1:
             self._last_seq[sid] = seq
@@ -197,13 +205,13 @@ class BookKeeper:
             reason = f"sequence gap on sid {sid}: {last} -> {seq}"
         else:
             reason = f"duplicate or reordered seq {seq} on sid {sid} (last {last})"
-        out: list[Message] = []
+        out: list[MarketData] = []
         for tracked in self._markets.values():
             if tracked.sid == sid:
                 out += self._invalidate(tracked, reason)
         return out
 
-    def _invalidate(self, tracked: Tracked, reason: str) -> list[Message]:
+    def _invalidate(self, tracked: Tracked, reason: str) -> list[MarketData]:
         if not tracked.valid:
             return []
         tracked.valid = False

@@ -27,18 +27,20 @@ from shared.bus.publisher import Publisher
 from shared.kalshi import models as km
 from shared.kalshi.errors import KalshiError
 from shared.kalshi.ws import Disconnected, KalshiWebSocket, SubscriptionActive, WsEvent
-from shared.messages import Level, Message, Side
+from shared.messages import Level, MarketData, MarketDataBatch, Side
 from shared.money import ONE_DOLLAR, Count, Micros, parse_count, parse_dollars
-from shared.streams import MARKET_DATA
+from shared.streams import MARKET_DATA, shard_of
 
 log = structlog.get_logger("ingest")
 
 CHANNEL = "orderbook_delta"
 HOP_RECEIVED = "ingest.rx"
+MAX_BATCH = 500
+"""Most market-data messages in one stream entry."""
 
 
 class Recording(Protocol):
-    def record(self, messages: Iterable[Message], received_ns: int) -> None: ...
+    def record(self, messages: Iterable[MarketData], received_ns: int) -> None: ...
 
 
 class Outbox:
@@ -47,11 +49,11 @@ class Outbox:
     def __init__(self, publisher: Publisher, recorder: Recording | None = None) -> None:
         self.publisher = publisher
         self.recorder = recorder
-        self._pending: list[Message] = []
+        self._pending: list[MarketData] = []
         self._wake = asyncio.Event()
         self.published = 0
 
-    def put(self, messages: list[Message], received_ns: int) -> None:
+    def put(self, messages: list[MarketData], received_ns: int) -> None:
         if not messages:
             return
         for message in messages:
@@ -69,13 +71,24 @@ class Outbox:
     async def flush(self) -> None:
         self._wake.clear()
         while self._pending:
-            batch, self._pending = self._pending, []
+            pending, self._pending = self._pending, []
+            batches = batch_by_shard(pending, self.publisher.shards)
             await self.publisher.publish_many(
-                MARKET_DATA,
-                batch,
-                events=[m.event for m in batch],  # type: ignore[attr-defined]
+                MARKET_DATA, batches, events=[batch.items[0].event for batch in batches]
             )
-            self.published += len(batch)
+            self.published += len(pending)
+
+
+def batch_by_shard(messages: list[MarketData], shards: int) -> list[MarketDataBatch]:
+    """Market data grouped by event shard (order kept within a shard), in capped batches."""
+    by_shard: dict[int, list[MarketData]] = {}
+    for item in messages:
+        by_shard.setdefault(shard_of(item.event, shards), []).append(item)
+    return [
+        MarketDataBatch(items=items[start : start + MAX_BATCH])
+        for items in by_shard.values()
+        for start in range(0, len(items), MAX_BATCH)
+    ]
 
 
 class BookFeed:
@@ -133,7 +146,7 @@ class BookFeed:
             out = self._lifecycle(event)
         self.outbox.put(out, received)
 
-    def _lifecycle(self, event: WsEvent) -> list[Message]:
+    def _lifecycle(self, event: WsEvent) -> list[MarketData]:
         if isinstance(event, Disconnected):
             log.warning("kalshi websocket lost, every book invalid", reason=event.reason)
             self.sid = None

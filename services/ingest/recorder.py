@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from psycopg.types.json import Jsonb
 
-from shared.messages import BookDelta, BookSnapshot, Level, Message
+from shared.messages import BookDelta, BookSnapshot, Level, MarketData
 from shared.store.pool import Pool
 from shared.store.writer import BatchWriter, ts_from_ns
 
@@ -44,7 +44,7 @@ class Recorder:
             max_delay_s=max_delay_s,
         )
 
-    def record(self, messages: Iterable[Message], received_ns: int) -> None:
+    def record(self, messages: Iterable[MarketData], received_ns: int) -> None:
         ts = ts_from_ns(received_ns)
         for message in messages:
             if isinstance(message, BookDelta):

@@ -11,24 +11,28 @@ from shared.messages import (
     Fill,
     Leg,
     Level,
+    MarketDataBatch,
     Side,
     Signal,
 )
 from shared.streams import ALL_STREAMS, FILLS, MARKET_DATA, SIGNALS, shard_of, stream_key
 
 
-def test_market_data_union_round_trips_each_kind():
+def test_market_data_batches_round_trip_each_kind():
     codec = Codec(MARKET_DATA)
-    messages = [
+    items = [
         BookSnapshot(market="M", event="E", yes_bids=[Level(420_000, 1300)], no_bids=[], seq=1),
         BookDelta(market="M", event="E", side=Side.NO, price=560_000, delta=-500, seq=2),
         BookStatus(market="M", event="E", state=BookState.INVALID, reason="gap"),
     ]
-    for message in messages:
-        message.stamp("ingest", 123)
-        decoded = codec.decode(codec.encode(message))
-        assert decoded == message
-        assert type(decoded) is type(message)
+    for item in items:
+        item.stamp("ingest.rx", 123)
+    batch = MarketDataBatch(items=items)
+    batch.stamp("ingest", 456)
+    decoded = codec.decode(codec.encode(batch))
+    assert decoded == batch
+    assert isinstance(decoded, MarketDataBatch)
+    assert [type(item) for item in decoded.items] == [BookSnapshot, BookDelta, BookStatus]
 
 
 def test_signal_round_trip_keeps_integer_money():
@@ -76,15 +80,17 @@ def test_garbage_and_missing_fields_are_rejected():
     with pytest.raises(DecodeError):
         codec.decode(b"\xc1not msgpack")
     with pytest.raises(DecodeError):
-        codec.decode(msgspec.msgpack.encode({"type": "book_delta", "market": "M"}))
+        codec.decode(
+            msgspec.msgpack.encode({"type": "md_batch", "items": [{"type": "book_delta"}]})
+        )
     with pytest.raises(DecodeError):
         codec.decode_entry({b"other": b""})
 
 
 def test_unknown_schema_version_is_rejected():
-    status = BookStatus(market="M", event="E", state=BookState.VALID, v=99)
+    batch = MarketDataBatch(items=[], v=99)
     with pytest.raises(DecodeError, match="version 99"):
-        Codec(MARKET_DATA).decode(Codec(MARKET_DATA).encode(status))
+        Codec(MARKET_DATA).decode(Codec(MARKET_DATA).encode(batch))
 
 
 def test_money_fields_refuse_floats():

@@ -30,6 +30,8 @@ from shared.messages import (
     BookState,
     BookStatus,
     Level,
+    MarketData,
+    MarketDataBatch,
     PriceRange,
     Side,
 )
@@ -139,13 +141,21 @@ async def exchange_books(sim, markets: list[str]) -> dict[str, tuple[list[Level]
         return books
 
 
+async def published_items(aredis, prefix: str) -> list[MarketData]:
+    codec = Codec(MARKET_DATA)
+    items: list[MarketData] = []
+    for _, fields in await aredis.xrange(stream_key(prefix, MARKET_DATA, 0)):
+        batch = codec.decode_entry(fields)
+        assert isinstance(batch, MarketDataBatch)
+        items.extend(batch.items)
+    return items
+
+
 async def bus_books(aredis, prefix: str) -> dict[str, OrderBook]:
     """Rebuild books from what ingest published, checking it never published untrusted data."""
-    codec = Codec(MARKET_DATA)
     books: dict[str, OrderBook] = {}
     trusted: dict[str, bool] = {}
-    for _, fields in await aredis.xrange(stream_key(prefix, MARKET_DATA, 0)):
-        message = codec.decode_entry(fields)
+    for message in await published_items(aredis, prefix):
         if isinstance(message, BookStatus):
             trusted[message.market] = message.state is BookState.VALID
         elif isinstance(message, BookSnapshot):
@@ -216,12 +226,9 @@ async def test_disconnect_invalidates_everything_and_reconnect_restores_it(
         assert ingest.ws.connections > connections
     await quiesce(sim, ingest)
     await assert_books_match_exchange(sim, ingest, aredis, key_prefix)
-    statuses = [
-        m
-        for _, f in await aredis.xrange(stream_key(key_prefix, MARKET_DATA, 0))
-        if isinstance(m := Codec(MARKET_DATA).decode_entry(f), BookStatus)
-    ]
-    assert any("connection lost" in s.reason for s in statuses)
+    items = await published_items(aredis, key_prefix)
+    statuses = [m for m in items if isinstance(m, BookStatus)]
+    assert any("connection lost" in s.reason for s in statuses), {s.reason for s in statuses}
 
 
 def test_side_enum_values_match_kalshi():

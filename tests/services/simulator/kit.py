@@ -25,6 +25,14 @@ REMOVED_WS_FIELDS = {
     "tickerPayload": {"price", "yes_bid", "yes_ask", "volume", "open_interest"},
     "tradePayload": {"yes_price", "no_price", "count"},
     "fillPayload": {"yes_price", "count", "post_position"},
+    "marketPositionPayload": {
+        "position",
+        "position_cost",
+        "realized_pnl",
+        "fees_paid",
+        "position_fee_cost",
+        "volume",
+    },
 }
 
 
@@ -103,6 +111,8 @@ def asyncapi_defs() -> dict[str, Any]:
     for name, removed in REMOVED_WS_FIELDS.items():
         msg = defs[name]["properties"]["msg"]
         msg["required"] = [f for f in msg["required"] if f not in removed]
+    # protocols.md: code 25 (subscription buffer overflow) came after the spec copy's 1-22
+    defs["errorResponsePayload"]["properties"]["msg"]["properties"]["code"]["maximum"] = 25
     return defs
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 
 from services.simulator.agents import Agents
+from services.simulator.model import BookDelta, ExchangeEvent
 from services.simulator.scenarios import build_scenario
 from services.simulator.state import SimSettings, SimState
 from shared import fees
@@ -209,5 +210,24 @@ def test_weather_feed_serves_the_hidden_temperatures() -> None:
             ticker = sim.state.exchange.events[day.bracket_event].markets[0]
             settled = http.post("/sim/settle", json={"ticker": ticker}).json()
             assert settled["result"] == sim.state.scenario.result_of(ticker)
+    finally:
+        sim.stop()
+
+
+def test_a_live_simulator_reaches_3000_book_changes_a_second() -> None:
+    sim = start_server(flow_rate=3000.0)
+    try:
+        seen = [0]
+
+        def count(events: list[ExchangeEvent]) -> None:
+            seen[0] += sum(isinstance(e, BookDelta) for e in events)
+
+        sim.call(lambda: sim.state.observers.append(count))
+        time.sleep(0.3)
+        before, started = sim.call(lambda: seen[0]), time.monotonic()
+        time.sleep(1.5)
+        after, elapsed = sim.call(lambda: seen[0]), time.monotonic() - started
+        rate = (after - before) / elapsed
+        assert 2700 <= rate <= 3300, rate
     finally:
         sim.stop()

@@ -12,6 +12,7 @@ import pytest
 import websockets
 
 from services.simulator.server import SimulatorServer
+from shared.money import parse_count, parse_dollars
 
 from .kit import check_ws, client, signer, start_server
 
@@ -26,6 +27,7 @@ SCHEMAS = {
     "fill": "fillPayload",
     "user_order": "userOrderPayload",
     "market_lifecycle_v2": "marketLifecycleV2Payload",
+    "market_position": "marketPositionPayload",
 }
 
 
@@ -292,3 +294,152 @@ def test_http_faults_are_injected_and_logged(server: SimulatorServer) -> None:
         assert http.get("/exchange/status").status_code == 200
         kinds = {r["fault"] for r in sim.get("/sim/faults/log").json()["log"]}
         assert {"http_error", "rate_limit_storm", "reject_order"} <= kinds
+
+
+def rest_position(server: SimulatorServer, name: str, ticker: str) -> dict[str, Any]:
+    with client(server, name) as http:
+        rows = http.get("/portfolio/positions", params={"ticker": ticker}).json()
+    position: dict[str, Any] = rows["market_positions"][0]
+    return position
+
+
+@pytest.fixture
+def quiet_server() -> Iterator[SimulatorServer]:
+    """No agents: the only liquidity is what a test puts on the book."""
+    sim = start_server(scenario="fed", agents=False)
+    yield sim
+    sim.stop()
+
+
+async def test_market_positions_follow_every_position_change(
+    quiet_server: SimulatorServer,
+) -> None:
+    server = quiet_server
+    ticker = next(iter(server.state.exchange.markets))
+    alice_id = server.state.exchange.ledger["alice"].user_id
+    rest = {"ticker": ticker, "time_in_force": "good_till_canceled"}
+    rest |= {"self_trade_prevention_type": "maker"}
+    take = rest | {"time_in_force": "immediate_or_cancel"}
+    async with await connect(server, "alice") as ws:
+        await ws.send(
+            json.dumps({"id": 1, "cmd": "subscribe", "params": {"channels": ["market_positions"]}})
+        )
+        sid = (await receive(ws))[0]["msg"]["sid"]
+
+        async def position() -> dict[str, Any]:
+            message = await until(ws, "market_position")
+            assert message["sid"] == sid and message["msg"]["user_id"] == alice_id
+            body: dict[str, Any] = message["msg"]
+            return body
+
+        await asyncio.to_thread(
+            post, server, "bob", rest | {"side": "ask", "price": "0.4000", "count": "2"}
+        )
+        await asyncio.to_thread(
+            post, server, "alice", take | {"side": "bid", "price": "0.4000", "count": "2"}
+        )
+        bought = await position()
+        assert (bought["market_ticker"], bought["position_fp"]) == (ticker, "2.00")
+        assert (bought["position_cost_dollars"], bought["volume_fp"]) == ("0.8000", "2.00")
+        assert parse_dollars(bought["fees_paid_dollars"]) > 0
+        assert bought["position_fee_cost_dollars"] == bought["fees_paid_dollars"]
+        ledger = rest_position(server, "alice", ticker)
+        assert bought["fees_paid_dollars"] == ledger["fees_paid_dollars"]
+
+        await asyncio.to_thread(
+            post, server, "bob", rest | {"side": "bid", "price": "0.5000", "count": "1"}
+        )
+        await asyncio.to_thread(
+            post, server, "alice", take | {"side": "ask", "price": "0.5000", "count": "1"}
+        )
+        sold = await position()
+        ledger = rest_position(server, "alice", ticker)
+        assert (sold["position_fp"], sold["volume_fp"]) == ("1.00", "3.00")
+        assert sold["position_cost_dollars"] == "0.4000"
+        assert sold["realized_pnl_dollars"] == ledger["realized_pnl_dollars"]
+        assert sold["fees_paid_dollars"] == ledger["fees_paid_dollars"]
+        assert parse_dollars(sold["position_fee_cost_dollars"]) * 2 == parse_dollars(
+            bought["position_fee_cost_dollars"]
+        ), "half the opening fee goes with the half closed"
+
+        async with httpx.AsyncClient(base_url=server.base_url) as sim:
+            await sim.post("/sim/settle", json={"ticker": ticker, "result": "yes"})
+        settled = await position()
+        assert (settled["position_fp"], settled["position_cost_dollars"]) == ("0.00", "0.0000")
+        assert parse_dollars(settled["realized_pnl_dollars"]) == parse_dollars(
+            sold["realized_pnl_dollars"]
+        ) + parse_dollars("1.00") - parse_dollars("0.40")
+        assert parse_count(settled["volume_fp"]) == parse_count("3")
+        with pytest.raises(TimeoutError):  # bob's changes are not alice's to see
+            await asyncio.wait_for(until(ws, "market_position"), 0.3)
+
+
+async def test_a_slow_reader_overflows_its_buffer_and_gets_error_25() -> None:
+    sim = start_server(scenario="fed", agents=False, ws_queue_limit=3)
+    try:
+        flooded, quiet = list(sim.state.exchange.markets)[:2]
+        async with await connect(sim) as ws:
+            await ws.send(
+                json.dumps(
+                    {
+                        "id": 1,
+                        "cmd": "subscribe",
+                        "params": {"channels": ["orderbook_delta"], "market_tickers": [flooded]},
+                    }
+                )
+            )
+            subscribed, _ = await receive(ws, 2)
+            book_sid = subscribed["msg"]["sid"]
+            await ws.send(
+                json.dumps(
+                    {
+                        "id": 2,
+                        "cmd": "subscribe",
+                        "params": {"channels": ["ticker"], "market_tickers": [quiet]},
+                    }
+                )
+            )
+            ticker_sid = (await receive(ws))[0]["msg"]["sid"]
+            burst = [
+                {
+                    "ticker": flooded,
+                    "side": "bid",
+                    "price": f"0.{10 + i:02d}00",
+                    "count": "1",
+                    "time_in_force": "good_till_canceled",
+                    "self_trade_prevention_type": "maker",
+                }
+                for i in range(8)
+            ]
+            with client(sim) as http:  # 8 deltas queued at once, 3 fit
+                answer = http.post("/portfolio/events/orders/batched", json={"orders": burst})
+            assert answer.status_code == 201
+            (error,) = await receive(ws)
+            assert (error["type"], error["msg"]["code"], error["sid"]) == ("error", 25, book_sid)
+            await ws.send(json.dumps({"id": 3, "cmd": "list_subscriptions"}))
+            listing = await until(ws, "ok")
+            assert listing["msg"] == [{"channel": "ticker", "sid": ticker_sid}], "only it dropped"
+            order = burst[0] | {"ticker": quiet}
+            await asyncio.to_thread(post, sim, "alice", order)
+            assert (await until(ws, "ticker"))["sid"] == ticker_sid
+            await ws.send(
+                json.dumps(
+                    {
+                        "id": 4,
+                        "cmd": "subscribe",
+                        "params": {"channels": ["orderbook_delta"], "market_tickers": [flooded]},
+                    }
+                )
+            )
+            snapshot = await until(ws, "orderbook_snapshot")
+            assert snapshot["seq"] == 1
+            prices = {p for p, _ in snapshot["msg"]["yes_dollars_fp"]}
+            assert {o["price"] for o in burst} <= prices, "nothing lost on the book itself"
+        with httpx.Client(base_url=sim.base_url) as http:
+            log = http.get("/sim/faults/log").json()["log"]
+        overflows = [r for r in log if r["fault"] == "ws_buffer_overflow"]
+        assert [(r["target"], r["detail"]) for r in overflows] == [
+            ("ws:alice", f"sid {book_sid}: 3 dropped")
+        ]
+    finally:
+        sim.stop()

@@ -7,7 +7,7 @@ import pytest
 from shared.bus.codec import PAYLOAD_FIELD, Codec
 from shared.bus.consumer import Consumer, Delivery, RetryLater
 from shared.bus.publisher import ObserverPublisher, Publisher
-from shared.messages import BookState, BookStatus, DeadLetter, Heartbeat
+from shared.messages import BookState, BookStatus, DeadLetter, Heartbeat, MarketDataBatch
 from shared.streams import DEAD_LETTERS, HEARTBEATS, MARKET_DATA, stream_key
 
 
@@ -164,13 +164,16 @@ async def test_sharded_consumer_reads_only_its_shards(aredis, key_prefix):
     got: list[str] = []
 
     async def handler(batch: list[Delivery]) -> None:
-        got.extend(d.message.event for d in batch)  # type: ignore[attr-defined]
+        got.extend(item.event for d in batch for item in d.message.items)  # type: ignore[attr-defined]
 
     publisher = Publisher(aredis, key_prefix, shards=4)
     events = [f"EV-{i}" for i in range(40)]
     await publisher.publish_many(
         MARKET_DATA,
-        [BookStatus(market=e + "-M", event=e, state=BookState.VALID) for e in events],
+        [
+            MarketDataBatch(items=[BookStatus(market=e + "-M", event=e, state=BookState.VALID)])
+            for e in events
+        ],
         events=events,
     )
     from shared.streams import shard_of
