@@ -76,7 +76,7 @@ async def _record(path: Path, frames: int) -> None:
                 },
             }
             await ws.send(json.dumps(command))
-            lines = []
+            lines: list[str] = []
             while len(lines) < frames:
                 frame = await asyncio.wait_for(ws.recv(), timeout=10)
                 if '"type":"orderbook_' in frame:
