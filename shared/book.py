@@ -93,8 +93,7 @@ class SideBids:
         if new:
             if not old:
                 self.occupied[index] = 1
-                if index > self.best:
-                    self.best = index
+                self.best = max(self.best, index)
         elif old:
             self.occupied[index] = 0
             if index == self.best:

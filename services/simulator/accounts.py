@@ -23,6 +23,10 @@ class Position:
     total_traded: Micros = 0
     realized_pnl: Micros = 0
     fees_paid: Micros = 0
+    fee_cost: Micros = 0
+    """The part of the fees paid that belongs to the contracts now held."""
+    volume: Count = 0
+    """Contracts traded in this market, both directions."""
     updated_ms: int = 0
 
 
@@ -92,14 +96,17 @@ class Account:
             proceeds = notional(ONE_DOLLAR - leg, closing)
             basis = pos.cost * closing // abs(pos.position)
             pos.cost -= basis
+            pos.fee_cost -= pos.fee_cost * closing // abs(pos.position)
             pos.realized_pnl += proceeds - basis
             self.cash += proceeds
         if opening:
             paid = notional(leg, opening)
             pos.cost += paid
+            pos.fee_cost += fee * opening // count
             self.cash -= paid
         pos.position += count if side is BookSide.BID else -count
         pos.total_traded += notional(leg, count)
+        pos.volume += count
         pos.fees_paid += fee
         pos.realized_pnl -= fee
         pos.updated_ms = now_ms

@@ -5,11 +5,16 @@ Mispricings are made the way they happen: a market maker quotes from a wrong
 fair value for a while. ``bracket_sum`` lowers every bracket of one day so
 their asks sum below $1 after fees; ``ladder_inversion`` lifts a higher
 threshold above a lower one; ``stale_quote`` moves one market's quotes far
-from fair value. When the window ends the quotes return to fair.
+from fair value. A window ends when it expires (``ended_by: "expired"``) or as
+soon as someone outside the agents trades against the mispriced quote
+(``ended_by: "traded"``, with ``traded_by``): the maker, picked off, quotes
+around fair again. The noise taker leaves mispriced markets alone.
 
-The loop runs in fixed ticks and spends a budget of book changes per tick,
-so the flow rate is what was asked for and the sequence of decisions depends
-only on the seed and the number of ticks.
+The loop runs in fixed 50 ms ticks on deadlines (a slow tick does not slow the
+flow down) and spends a budget of book changes per tick, so the flow rate is
+what was asked for and the sequence of decisions depends only on the seed and
+the number of ticks; with the ``tick`` clock (scenario time moves 50 ms per
+tick) timestamps repeat too, so one seed gives byte-identical feeds.
 """
 
 from __future__ import annotations
@@ -17,12 +22,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from services.simulator.engine import OrderError, OrderRequest
 from services.simulator.model import (
     BookSide,
+    ExchangeEvent,
+    Fill,
     MarketStatus,
     OrderStatus,
     SelfTradePrevention,
@@ -36,6 +44,12 @@ from shared import fees
 from shared.money import COUNT_PER_CONTRACT, ONE_DOLLAR, dollars
 
 TICK_S: Final = 0.05
+TICK_MS: Final = 50
+TICKS_PER_S: Final = 20
+MAX_LAG_S: Final = 1.0
+"""A loop further behind its deadlines than this starts afresh instead of bursting."""
+SPARE_SHARE: Final = 1.0
+"""At least this much of a step's duration is left idle after it, for the clients."""
 MAKER: Final = "sim-market-maker"
 TAKER: Final = "sim-noise-taker"
 AGENT_CASH: Final = dollars(1_000_000_000)
@@ -50,6 +64,10 @@ class Window:
     record: dict[str, Any]
     biases: dict[str, float]
     ends_at_ms: int
+    exposed: set[tuple[str, BookSide]] = field(default_factory=set)
+    """The maker's mispriced quotes someone can profit from: (ticker, side)."""
+    traded: tuple[int, str] | None = None
+    """(time, account) of the first outside trade against an exposed quote."""
 
 
 @dataclass
@@ -73,6 +91,7 @@ class Agents:
         for name in (MAKER, TAKER):
             if name not in exchange.ledger:
                 exchange.open_account(name, AGENT_CASH, keep_history=False)
+        self.state.observers.append(self._observe)
 
     @property
     def tickers(self) -> list[str]:
@@ -89,25 +108,28 @@ class Agents:
     # --- one tick -----------------------------------------------------------------------
 
     def step(self) -> None:
+        if self.state.tick_clock is not None:
+            self.state.tick_clock.advance(TICK_MS)
         now = self.state.clock_ms()
         self._ticks += 1
-        if self._ticks % round(1 / TICK_S) == 0:
+        if self._ticks % TICKS_PER_S == 0:
             self.scenario.update(now)
             self._close_due(now)
         self._end_windows(now)
         if self.rng.random() < self.mispricing_rate * TICK_S:
             self.inject(self.rng.choice(KINDS))
-        self._budget += self.flow_rate * TICK_S
+        per_tick = self.flow_rate * TICK_S
+        self._budget = min(self._budget + per_tick, max(2 * per_tick, 2.0))  # no catch-up bursts
         tickers = [t for t in self.tickers if t in self.scenario.fair]
         actions = 0
         while self._budget >= 1 and tickers and actions < MAX_ACTIONS_PER_TICK:
             ticker = self.rng.choice(tickers)
             if self.rng.random() < 0.7:
                 self.requote(ticker, jitter=True)
-            else:
+            elif ticker not in self.bias:
                 self.take(ticker)
             produced = self.state.commit()
-            self._budget -= max(produced, 1)
+            self._budget -= produced  # an action that changed no book is free
             actions += 1
         self.state.commit()
 
@@ -162,13 +184,7 @@ class Agents:
     # --- market lifecycle ---------------------------------------------------------------
 
     def _close_due(self, now: int) -> None:
-        exchange = self.state.exchange
-        for ticker, market in exchange.markets.items():
-            if market.status is MarketStatus.ACTIVE and market.close_ms <= now:
-                exchange.close_market(ticker)
-                result = self.scenario.result_of(ticker)
-                if result is not None:
-                    exchange.settle(ticker, result)
+        self.scenario.close_due(now)
         self.state.commit()
 
     # --- mispricings --------------------------------------------------------------------
@@ -188,6 +204,7 @@ class Agents:
             "kind": kind,
             "start_ms": now,
             "end_ms": None,
+            "ended_by": None,
             "planned_end_ms": now + int(self.window_s * 1000),
             "markets": sorted(biases),
             "fair_values": {t: round(self.scenario.fair[t], 6) for t in biases},
@@ -197,8 +214,10 @@ class Agents:
             self.bias[ticker] = self.bias.get(ticker, 0.0) + offset
             self.requote(ticker)
         record["quotes"] = {t: self._quoted(t) for t in biases}
+        exposed = {(t, BookSide(side)) for t, side in record.pop("exposed")}
+        record["exposed_quotes"] = sorted(f"{t}:{side.value}" for t, side in exposed)
         self.scenario.mispricings.append(record)
-        self.windows.append(Window(record, biases, record["planned_end_ms"]))
+        self.windows.append(Window(record, biases, record["planned_end_ms"], exposed))
         self.state.commit()
         return record
 
@@ -210,10 +229,32 @@ class Agents:
             "yes_ask": f"{(ONE_DOLLAR - best_no) / ONE_DOLLAR:.4f}" if best_no else None,
         }
 
+    def _observe(self, events: list[ExchangeEvent]) -> None:
+        """Notice the first outside trade against a mispriced quote (it ends the window)."""
+        if not self.windows:
+            return
+        fills = [e for e in events if isinstance(e, Fill)]
+        for fill in fills:
+            if fill.account != MAKER:
+                continue
+            for window in self.windows:
+                if window.traded is None and (fill.ticker, fill.book_side) in window.exposed:
+                    other = next(
+                        (f.account for f in fills if f.trade_id == fill.trade_id and f is not fill),
+                        "",
+                    )
+                    if other not in (MAKER, TAKER):
+                        window.traded = (fill.ts_ms, other)
+
     def _end_windows(self, now: int) -> None:
-        for window in [w for w in self.windows if w.ends_at_ms <= now]:
+        for window in [w for w in self.windows if w.traded or w.ends_at_ms <= now]:
             self.windows.remove(window)
-            window.record["end_ms"] = now
+            if window.traded is not None:
+                window.record["end_ms"], window.record["traded_by"] = window.traded
+                window.record["ended_by"] = "traded"
+            else:
+                window.record["end_ms"] = now
+                window.record["ended_by"] = "expired"
             for ticker, offset in window.biases.items():
                 self.bias[ticker] = self.bias.get(ticker, 0.0) - offset
                 if abs(self.bias[ticker]) < 1e-9:
@@ -249,6 +290,7 @@ class Agents:
             "event_ticker": day.bracket_event,
             "description": "asks of a mutually exclusive, exhaustive day sum below $1 after fees",
             "settles_at_f": day.settled_high,
+            "exposed": [(t, "ask") for t in tickers],
         }
 
     def _ladder_inversion(self) -> tuple[dict[str, float], dict[str, Any]]:
@@ -267,6 +309,7 @@ class Agents:
             "lower_strike_market": lower,
             "higher_strike_market": higher,
             "description": "P(high > higher strike) bid above the ask of P(high > lower strike)",
+            "exposed": [(higher, "bid")],
         }
 
     def _stale_quote(self) -> tuple[dict[str, float], dict[str, Any]]:
@@ -279,6 +322,7 @@ class Agents:
         return {ticker: offset}, {
             "description": "one market quoted far from its fair value",
             "direction": "too_low" if offset < 0 else "too_high",
+            "exposed": [(ticker, "ask" if offset < 0 else "bid")],
         }
 
 
@@ -297,6 +341,44 @@ def taker_cost_of_asks(asks: dict[str, int], count: int, fee_type: str, multipli
 
 async def run_agents(agents: Agents) -> None:
     agents.quote_all()
+    await run_ticks(agents.step)
+
+
+async def run_ticks(step: Callable[[], None]) -> None:
+    """Call ``step`` every 50 ms on deadlines, so time spent in a step is not lost.
+
+    An overloaded loop (steps longer than a tick) still leaves the event loop at
+    least as much time as the last step took, for the clients' REST calls and
+    WebSocket output: the flow then falls short of the rate asked rather than
+    starving the feed.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time()
+    took = 0.0
     while True:
-        await asyncio.sleep(TICK_S)
-        agents.step()
+        deadline += TICK_S
+        delay = deadline - loop.time()
+        if delay < -MAX_LAG_S:
+            deadline, delay = loop.time(), 0.0
+        await asyncio.sleep(max(delay, took * SPARE_SHARE))
+        started = loop.time()
+        step()
+        took = loop.time() - started
+
+
+def lifecycle_step(state: SimState, scenario: Scenario) -> Callable[[], None]:
+    """Without agents: move the tick clock on and close and settle markets on time."""
+    ticks = 0
+
+    def step() -> None:
+        nonlocal ticks
+        ticks += 1
+        if state.tick_clock is not None:
+            state.tick_clock.advance(TICK_MS)
+        if ticks % TICKS_PER_S == 0:
+            now = state.clock_ms()
+            scenario.update(now)
+            scenario.close_due(now)
+            state.commit()
+
+    return step

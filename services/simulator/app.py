@@ -15,7 +15,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from services.simulator import rest, weather_feed
 from services.simulator.faults import FaultConfig, FaultConfigError
 from services.simulator.state import SimState
-from services.simulator.ws import Connection
 from shared.kalshi.signing import AuthError
 
 WS_PATH = "/trade-api/ws/v2"
@@ -54,7 +53,7 @@ def create_app(state: SimState, tasks: list[BackgroundTask] | None = None) -> Fa
             return
         await ws.accept()
         user_id = state.exchange.ledger[key_id].user_id
-        await state.hub.serve(Connection(ws, key_id, user_id))
+        await state.hub.serve(state.hub.connection(ws, key_id, user_id))
 
     return app
 
@@ -94,6 +93,8 @@ def _add_sim_routes(app: FastAPI) -> None:
         except FaultConfigError as exc:
             return rest.json_response(rest.error_body("invalid_parameters", str(exc)), 400)
         state.faults.set(config)
+        if state.faults.take_disconnect():
+            await state.hub.disconnect_all()
         return rest.json_response({"faults": asdict(config)})
 
     @app.delete("/sim/faults")

@@ -37,6 +37,7 @@ from services.simulator.model import (
     Order,
     OrderStatus,
     OrderUpdate,
+    PositionUpdate,
     SelfTradePrevention,
     Series,
     TimeInForce,
@@ -296,7 +297,22 @@ class Exchange:
         market.result = result
         self._emit(Lifecycle(ticker, "determined", now, result))
         for account in self.ledger.accounts.values():
-            account.settle(ticker, market.event_ticker, result, now)
+            held = account.positions.get(ticker)
+            record = account.settle(ticker, market.event_ticker, result, now)
+            if held is not None and record is not None:
+                self._emit(
+                    PositionUpdate(
+                        account.key_id,
+                        ticker,
+                        position=0,
+                        cost=0,
+                        realized_pnl=held.realized_pnl + record.revenue - held.cost,
+                        fees_paid=held.fees_paid,
+                        fee_cost=0,
+                        volume=held.volume,
+                        ts_ms=now,
+                    )
+                )
         market.open_interest = 0
         market.status = MarketStatus.FINALIZED
         market.settled_ms = now
@@ -523,8 +539,25 @@ class Exchange:
             if acct.keep_history:
                 acct.fills.append(fill)
             self._emit(fill)
+            self._emit_position(acct, market.ticker, now)
         self._emit(OrderUpdate(maker.account, maker))
         return True
+
+    def _emit_position(self, account: Account, ticker: str, now: int) -> None:
+        pos = account.position(ticker)
+        self._emit(
+            PositionUpdate(
+                account.key_id,
+                ticker,
+                position=pos.position,
+                cost=pos.cost,
+                realized_pnl=pos.realized_pnl,
+                fees_paid=pos.fees_paid,
+                fee_cost=pos.fee_cost,
+                volume=pos.volume,
+                ts_ms=now,
+            )
+        )
 
     @staticmethod
     def _fill_order(order: Order, qty: Count, now: int) -> None:

@@ -4,15 +4,33 @@ Rates are probabilities per message or per request, drawn from a seeded
 random generator; durations start when the fault is set. Every fault that
 actually hits something is logged with its time and target so a test can
 check what the client did about it.
+
+What each does on the wire (the WebSocket ones in :mod:`services.simulator.ws`):
+
+* ``ws_drop_rate``: a data message is not sent, its ``seq`` is still used (a gap);
+* ``ws_duplicate_rate``: a data message is sent twice, same ``seq``;
+* ``ws_reorder_rate``: a data message is held and sent right after the next one;
+* ``ws_disconnect``: every open socket is closed (code 1011) when the fault is set;
+  clients reconnect and subscribe again (fresh sids, fresh snapshots);
+* ``feed_stall_s``: no WebSocket output at all for that long, neither messages nor
+  the server's heartbeat pings (nor pongs), as a stuck Kalshi feed looks; what was
+  queued meanwhile is sent when the stall ends;
+* ``latency_ms``: every trade-api REST response is delayed that long;
+* ``http_error_rate`` / ``http_error_status``, ``rate_limit_storm_s`` (every REST call
+  answers 429), ``reject_orders`` (order entry answers 400).
 """
 
 from __future__ import annotations
 
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+LOG_KEPT = 100_000
+"""Most recent fault records kept (a drop rate on a busy feed logs every message)."""
 
 
 class FaultConfigError(ValueError):
@@ -66,7 +84,7 @@ class FaultInjector:
     seed: int = 0
     clock: Callable[[], float] = time.time
     config: FaultConfig = field(default_factory=FaultConfig)
-    log: list[FaultRecord] = field(default_factory=list)
+    log: deque[FaultRecord] = field(default_factory=lambda: deque(maxlen=LOG_KEPT))
     storm_until: float = 0.0
     stall_until: float = 0.0
     disconnect_pending: bool = False
@@ -120,5 +138,6 @@ class FaultInjector:
         return "send"
 
     def take_disconnect(self) -> bool:
+        """True once after ``ws_disconnect`` was set (the hub then closes every socket)."""
         pending, self.disconnect_pending = self.disconnect_pending, False
         return pending

@@ -273,4 +273,19 @@ class Lifecycle:
     result: str = ""
 
 
-ExchangeEvent = BookDelta | Trade | Fill | OrderUpdate | Lifecycle
+@dataclass(frozen=True, slots=True)
+class PositionUpdate:
+    """An account's position in a market after it changed (a fill or a settlement)."""
+
+    account: str
+    ticker: str
+    position: Count
+    cost: Micros
+    realized_pnl: Micros
+    fees_paid: Micros
+    fee_cost: Micros
+    volume: Count
+    ts_ms: int
+
+
+ExchangeEvent = BookDelta | Trade | Fill | OrderUpdate | Lifecycle | PositionUpdate

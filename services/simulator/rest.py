@@ -83,6 +83,7 @@ async def apply_faults(request: Request) -> None:
     faults = state.faults
     target = f"{request.method} {request.url.path}"
     if faults.config.latency_ms:
+        faults.record("latency", target, f"{faults.config.latency_ms:g} ms")
         await asyncio.sleep(faults.config.latency_ms / 1000)
     if faults.storming():
         faults.record("rate_limit_storm", target)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from services.simulator.engine import Exchange
-from services.simulator.model import Event, Market, Series
+from services.simulator.model import Event, Market, MarketStatus, Series
 
 DAY_MS: Final = 86_400_000
 HOUR_MS: Final = 3_600_000
@@ -148,6 +148,8 @@ class Scenario:
     generic: list[str] = field(default_factory=list)
     mispricings: list[dict[str, Any]] = field(default_factory=list)
     rng: random.Random = field(default_factory=random.Random)
+    results: dict[str, str] = field(default_factory=dict)
+    """Outcomes drawn so far for markets without a physical truth (fed, generic)."""
 
     def update(self, now_ms: int) -> None:
         """Move the hidden beliefs on and re-price every market's fair value."""
@@ -192,6 +194,9 @@ class Scenario:
             "seed": self.seed,
             "mispricings": self.mispricings,
             "fair_values": {t: round(p, 6) for t, p in self.fair.items()},
+            "results": {
+                t: m.result for t, m in self.exchange.markets.items() if m.result in ("yes", "no")
+            },
             "hidden": {
                 "weather": [
                     {
@@ -213,13 +218,59 @@ class Scenario:
         }
 
     def result_of(self, ticker: str) -> str | None:
-        """How a market settles under the hidden truth (None where there is none yet)."""
+        """How a market settles under the hidden truth (None for a market not ours).
+
+        Weather settles by the hidden daily high. A fed or generic market's outcome
+        is drawn the first time it is asked for (at its close, or by ``/sim/settle``)
+        from its fair value then, with a uniform fixed by the seed and the ticker
+        (one draw for the whole fed meeting, so its markets agree), and kept.
+        """
         if ticker in self.ranges:
             day, low, high = self.ranges[ticker]
             value = day.settled_high
             inside = (low is None or value >= low) and (high is None or value <= high)
             return "yes" if inside else "no"
-        return None
+        if ticker in self.results:
+            return self.results[ticker]
+        if ticker in self.generic:
+            draw = random.Random(f"{self.seed}:{ticker}").random()
+            self.results[ticker] = "yes" if draw < self.fair[ticker] else "no"
+        elif self.fed_probs and (
+            ticker in self.fed_ladder or ticker.startswith(f"{self.fed_event}-")
+        ):
+            code = self._fed_decision()
+            for move_code in self.fed_probs:
+                self.results[self._decision_ticker(move_code)] = (
+                    "yes" if move_code == code else "no"
+                )
+            upper = self.fed_current_upper_bp + self.fed_moves[code]
+            for ladder_ticker, strike_bp in self.fed_ladder.items():
+                self.results[ladder_ticker] = "yes" if upper > strike_bp else "no"
+        return self.results.get(ticker)
+
+    def _fed_decision(self) -> str:
+        draw = random.Random(f"{self.seed}:fed").random()
+        total = 0.0
+        for code, probability in self.fed_probs.items():
+            total += probability
+            if draw < total:
+                return code
+        return next(reversed(self.fed_probs))
+
+    def close_due(self, now_ms: int) -> list[str]:
+        """Close every active market whose close time has come and settle it by the truth."""
+        exchange = self.exchange
+        due = [
+            ticker
+            for ticker, market in exchange.markets.items()
+            if market.status is MarketStatus.ACTIVE and market.close_ms <= now_ms
+        ]
+        for ticker in due:
+            exchange.close_market(ticker)
+            result = self.result_of(ticker)
+            if result is not None:
+                exchange.settle(ticker, result)
+        return due
 
 
 # --- building ---------------------------------------------------------------------------

@@ -20,8 +20,9 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="websockets.legacy is deprecated")
     from uvicorn.protocols.websockets.websockets_impl import WebSocketProtocol
 
-from services.simulator.agents import Agents, run_agents
+from services.simulator.agents import Agents, lifecycle_step, run_agents, run_ticks
 from services.simulator.app import BackgroundTask, create_app
+from services.simulator.faults import FaultInjector
 from services.simulator.replay import replay_task
 from services.simulator.scenarios import build_scenario
 from services.simulator.state import SimSettings, SimState
@@ -30,10 +31,28 @@ PING_INTERVAL_S = 10.0
 
 
 class HeartbeatProtocol(WebSocketProtocol):
-    """Kalshi pings every 10 s with the payload ``heartbeat``."""
+    """Kalshi pings every 10 s with the payload ``heartbeat``; a feed stall silences it."""
+
+    faults: FaultInjector | None = None
 
     async def ping(self, data: Any = None) -> Awaitable[float]:
+        if self.faults is not None and self.faults.stalled():
+            self.faults.record("feed_stall", "ws:ping", "heartbeat ping not sent")
+            skipped: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+            skipped.set_result(0.0)
+            return skipped
         return await super().ping(b"heartbeat" if data is None else data)
+
+    async def pong(self, data: Any = b"") -> None:
+        if self.faults is not None and self.faults.stalled():
+            self.faults.record("feed_stall", "ws:pong", "pong to a client ping not sent")
+            return
+        await super().pong(data)
+
+
+def heartbeat_protocol(faults: FaultInjector) -> type[HeartbeatProtocol]:
+    """The protocol class for one simulator (uvicorn builds one instance per connection)."""
+    return type("SimHeartbeatProtocol", (HeartbeatProtocol,), {"faults": faults})
 
 
 def build_state(settings: SimSettings) -> tuple[SimState, list[BackgroundTask]]:
@@ -57,6 +76,13 @@ def build_state(settings: SimSettings) -> tuple[SimState, list[BackgroundTask]]:
             await run_agents(agents)
 
         tasks.append(agents_task)
+    else:
+        step = lifecycle_step(state, scenario)
+
+        async def lifecycle_task(_: SimState) -> None:
+            await run_ticks(step)
+
+        tasks.append(lifecycle_task)
     return state, tasks
 
 
@@ -74,9 +100,9 @@ def uvicorn_config(
         create_app(state, tasks),
         host=settings.host,
         port=settings.port,
-        ws=HeartbeatProtocol,
-        ws_ping_interval=PING_INTERVAL_S,
-        ws_ping_timeout=PING_INTERVAL_S * 2,
+        ws=heartbeat_protocol(state.faults),
+        ws_ping_interval=settings.ping_interval_s,
+        ws_ping_timeout=settings.ping_interval_s * 2,
         log_level="warning",
         lifespan="on",
     )

@@ -17,7 +17,8 @@ from services.simulator.faults import FaultConfig, FaultConfigError
 from services.simulator.ratelimit import TIERS
 from services.simulator.scenarios import SCENARIOS
 from services.simulator.server import serve_forever
-from services.simulator.state import SimSettings
+from services.simulator.state import CLOCKS, SimSettings
+from services.simulator.ws import DEFAULT_QUEUE_LIMIT
 
 DESCRIPTION = "A Kalshi-compatible exchange simulator (REST + WebSocket)."
 
@@ -44,6 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--replay-speed", type=float, default=1.0, help="0 = as fast as possible")
     parser.add_argument("--start", help="scenario start, ISO 8601 (default: now)")
+    parser.add_argument(
+        "--clock",
+        choices=CLOCKS,
+        default="wall",
+        help="tick: scenario time moves 50 ms per agent tick (same seed, same feed)",
+    )
+    parser.add_argument(
+        "--ws-queue-limit",
+        type=int,
+        default=DEFAULT_QUEUE_LIMIT,
+        help="messages waiting per WebSocket client before error 25",
+    )
     faults = parser.add_argument_group("faults (also POST /sim/faults)")
     for name, default in vars(FaultConfig()).items():
         flag = f"--{name.replace('_', '-')}"
@@ -73,6 +86,8 @@ def settings_from(args: argparse.Namespace) -> SimSettings:
         replay_speed=args.replay_speed,
         faults=FaultConfig.from_json(fault_values),
         start_ms=start_ms,
+        clock=args.clock,
+        ws_queue_limit=args.ws_queue_limit,
     )
 
 

@@ -4,6 +4,13 @@ Every connection has one outgoing queue, so a snapshot queued by a command
 and the deltas queued by later engine changes reach the client in the order
 the book changed. ``seq`` counts the ``orderbook_delta`` messages of a
 subscription (snapshots included), one by one, across its markets.
+
+The queue is bounded (``queue_limit`` data messages per connection). When a
+client reads too slowly and it fills, the subscription with the most messages
+waiting is dropped, as if unsubscribed: its waiting messages are discarded and
+the client gets error 25 (subscription buffer overflow) carrying the ``sid``,
+then has to subscribe again for fresh snapshots. Kalshi documents only the
+code; what it does to the subscription is our reading.
 """
 
 from __future__ import annotations
@@ -11,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -28,6 +36,7 @@ from services.simulator.model import (
     Lifecycle,
     Order,
     OrderUpdate,
+    PositionUpdate,
     Trade,
 )
 from services.simulator.shapes import JSON, count, dollars, iso, iso_required
@@ -63,7 +72,13 @@ ERRORS: Final = {
     14: "Market Ticker required",
     15: "Action required",
     16: "Market not found",
+    25: "Subscription buffer overflow",
 }
+BUFFER_OVERFLOW: Final = 25
+DEFAULT_QUEUE_LIMIT: Final = 100_000
+"""Data messages waiting for one connection before its biggest subscription is dropped."""
+REORDER_HOLD_S: Final = 0.2
+"""How long ``ws_reorder_rate`` holds a message back waiting for the next one to swap with."""
 _encoder = msgspec.json.Encoder()
 
 
@@ -86,28 +101,85 @@ class Subscription:
         return self.tickers is None or ticker in self.tickers
 
 
+def _no_log(fault: str, target: str, detail: str = "") -> None:
+    pass
+
+
 @dataclass(eq=False)
 class Connection:
     websocket: WebSocket
     key_id: str
     user_id: str
+    limit: int = DEFAULT_QUEUE_LIMIT
+    log: Callable[[str, str, str], None] = _no_log
     subs: dict[int, Subscription] = field(default_factory=dict)
-    queue: asyncio.Queue[tuple[bool, str]] = field(default_factory=asyncio.Queue)
+    pending: deque[tuple[int, str]] = field(default_factory=deque)
+    """Outgoing messages: (sid of a data message, or 0 for a command reply; text)."""
+    queued: dict[int, int] = field(default_factory=dict)
+    """Data messages waiting, per sid."""
+    waiting: int = 0
+    """Data messages waiting, in all."""
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
     sids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def send(self, payload: JSON, *, data: bool = True) -> None:
-        self.queue.put_nowait((data, _encoder.encode(payload).decode()))
+        sid = int(payload.get("sid", 0)) if data else 0
+        if sid and self.waiting >= self.limit:
+            victim = self._overflow(sid)
+            if victim == sid:
+                return
+        self.pending.append((sid, _encoder.encode(payload).decode()))
+        if sid:
+            self.queued[sid] = self.queued.get(sid, 0) + 1
+            self.waiting += 1
+        self.ready.set()
+
+    def _overflow(self, incoming: int) -> int:
+        """Drop the subscription with most messages waiting; tell the client (error 25)."""
+        victim = max(self.queued, key=lambda sid: (self.queued[sid], sid == incoming))
+        self.subs.pop(victim, None)
+        self.pending = deque(item for item in self.pending if item[0] != victim)
+        dropped = self.queued.pop(victim)
+        self.waiting -= dropped
+        self.log("ws_buffer_overflow", f"ws:{self.key_id}", f"sid {victim}: {dropped} dropped")
+        error: JSON = {
+            "id": 0,
+            "type": "error",
+            "sid": victim,
+            "msg": {"code": BUFFER_OVERFLOW, "msg": ERRORS[BUFFER_OVERFLOW]},
+        }
+        self.pending.append((0, _encoder.encode(error).decode()))
+        self.ready.set()
+        return victim
+
+    async def next(self) -> tuple[int, str]:
+        while not self.pending:
+            self.ready.clear()
+            await self.ready.wait()
+        sid, text = self.pending.popleft()
+        if sid:
+            self.waiting -= 1
+            left = self.queued.get(sid, 0) - 1
+            if left > 0:
+                self.queued[sid] = left
+            else:
+                self.queued.pop(sid, None)
+        return sid, text
 
     def of_channel(self, channel: str) -> Iterable[Subscription]:
-        return (sub for sub in self.subs.values() if sub.channel == channel)
+        # a list: sending can drop a subscription (buffer overflow) mid-iteration
+        return [sub for sub in self.subs.values() if sub.channel == channel]
 
 
 class Hub:
     """Every open connection, and the fan-out of exchange events to their subscriptions."""
 
-    def __init__(self, exchange: Exchange, faults: FaultInjector) -> None:
+    def __init__(
+        self, exchange: Exchange, faults: FaultInjector, queue_limit: int = DEFAULT_QUEUE_LIMIT
+    ) -> None:
         self.exchange = exchange
         self.faults = faults
+        self.queue_limit = queue_limit
         self.connections: set[Connection] = set()
         self._last_ticker: dict[str, tuple[object, ...]] = {}
         self.delta_count = 0
@@ -130,6 +202,8 @@ class Hub:
                 last_order_update[event.order.order_id] = event
             elif isinstance(event, Lifecycle):
                 self._lifecycle(event)
+            elif isinstance(event, PositionUpdate):
+                self._position(event)
         for update in last_order_update.values():
             self._user_order(update)
         for ticker in touched:
@@ -268,6 +342,24 @@ class Hub:
             for sub in conn.of_channel("fill"):
                 if sub.covers(fill.ticker):
                     conn.send({"type": "fill", "sid": sub.sid, "msg": msg})
+
+    def _position(self, update: PositionUpdate) -> None:
+        for conn in self.connections:
+            if conn.key_id != update.account:
+                continue
+            for sub in conn.of_channel("market_positions"):
+                if sub.covers(update.ticker):
+                    msg = {
+                        "user_id": conn.user_id,
+                        "market_ticker": update.ticker,
+                        "position_fp": count(update.position),
+                        "position_cost_dollars": dollars(update.cost),
+                        "realized_pnl_dollars": dollars(update.realized_pnl),
+                        "fees_paid_dollars": dollars(update.fees_paid),
+                        "position_fee_cost_dollars": dollars(update.fee_cost),
+                        "volume_fp": count(update.volume),
+                    }
+                    conn.send({"type": "market_position", "sid": sub.sid, "msg": msg})
 
     def _user_order(self, update: OrderUpdate) -> None:
         for conn in self.connections:
@@ -466,6 +558,11 @@ class Hub:
 
     # --- the connection's life ------------------------------------------------------------
 
+    def connection(self, websocket: WebSocket, key_id: str, user_id: str) -> Connection:
+        return Connection(
+            websocket, key_id, user_id, limit=self.queue_limit, log=self.faults.record
+        )
+
     async def serve(self, conn: Connection) -> None:
         self.connections.add(conn)
         sender = asyncio.create_task(self._sender(conn))
@@ -484,35 +581,48 @@ class Hub:
     async def _sender(self, conn: Connection) -> None:
         held: str | None = None
         target = f"ws:{conn.key_id}"
+        send = conn.websocket.send_text
         while True:
-            data, text = await conn.queue.get()
-            if data and self.faults.stalled():
-                await asyncio.sleep(self.faults.stall_remaining())
-            if self.faults.take_disconnect():
-                await self.disconnect_all()
-                return
-            if not data:
-                await conn.websocket.send_text(text)
+            if held is None:
+                sid, text = await conn.next()
+            else:
+                try:
+                    sid, text = await asyncio.wait_for(conn.next(), REORDER_HOLD_S)
+                except TimeoutError:  # nothing to swap with: send it late
+                    await send(held)
+                    held = None
+                    continue
+            if self.faults.stalled():
+                await self._sit_out_stall(target)
+            if not sid:
+                await send(text)
                 continue
             action = self.faults.ws_action()
             if action == "drop":
                 self.faults.record("ws_drop", target, text[:200])
                 continue
             if action == "reorder" and held is None:
-                self.faults.record("ws_reorder", target, text[:200])
                 held = text
                 continue
-            await conn.websocket.send_text(text)
+            await send(text)
             if action == "duplicate":
                 self.faults.record("ws_duplicate", target, text[:200])
-                await conn.websocket.send_text(text)
+                await send(text)
             if held is not None:
-                await conn.websocket.send_text(held)
+                self.faults.record("ws_reorder", target, f"{held[:100]} sent after {text[:100]}")
+                await send(held)
                 held = None
+
+    async def _sit_out_stall(self, target: str) -> None:
+        remaining = self.faults.stall_remaining()
+        self.faults.record("feed_stall", target, f"output held {remaining:.3f} s")
+        # polled, not awaited on an event: setting or clearing faults moves the end
+        while self.faults.stalled():  # noqa: ASYNC110
+            await asyncio.sleep(min(0.02, self.faults.stall_remaining()))
 
     async def disconnect_all(self) -> None:
         for conn in list(self.connections):
-            self.faults.record("ws_disconnect", f"ws:{conn.key_id}")
+            self.faults.record("ws_disconnect", f"ws:{conn.key_id}", "closed with 1011")
             with contextlib.suppress(Exception):
                 await conn.websocket.close(code=1011)
             self.connections.discard(conn)
