@@ -99,7 +99,16 @@ class BookStatus(Message, tag="book_status"):
     reason: str = ""
 
 
-MarketData = BookSnapshot | BookDelta | BookStatus
+class TopOfBook(Message, tag="top_of_book"):
+    """The best bid of each side after a change that moved either (price or size)."""
+
+    market: str
+    event: str
+    yes_bid: Level | None
+    no_bid: Level | None
+
+
+MarketData = BookSnapshot | BookDelta | BookStatus | TopOfBook
 
 
 class MarketDataBatch(Message, tag="md_batch"):

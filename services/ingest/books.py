@@ -25,6 +25,7 @@ from shared.messages import (
     Level,
     MarketData,
     Side,
+    TopOfBook,
 )
 from shared.money import Count, Micros
 
@@ -128,6 +129,7 @@ class BookKeeper:
                 exchange_ts_ns=exchange_ts_ns,
             )
         )
+        out.append(self._top(tracked))
         return out
 
     def on_delta(
@@ -144,6 +146,9 @@ class BookKeeper:
         tracked = self._markets.get(market)
         if tracked is None or not tracked.valid:
             return out
+        bids = tracked.book.bids(side)
+        best_before = bids.best
+        count_before = bids.counts[best_before] if best_before >= 0 else 0
         try:
             tracked.book.apply_delta(side, price, delta)
             if tracked.book.crossed():
@@ -162,6 +167,9 @@ class BookKeeper:
                 exchange_ts_ns=exchange_ts_ns,
             )
         )
+        best = bids.best
+        if best != best_before or (best >= 0 and bids.counts[best] != count_before):
+            out.append(self._top(tracked))
         return out
 
     def on_connection_lost(self, reason: str) -> list[MarketData]:
@@ -217,6 +225,16 @@ class BookKeeper:
         tracked.valid = False
         tracked.invalid_since = time.monotonic()
         return [self._status(tracked, BookState.INVALID, reason)]
+
+    @staticmethod
+    def _top(tracked: Tracked) -> TopOfBook:
+        book = tracked.book
+        return TopOfBook(
+            market=tracked.ref.market,
+            event=tracked.ref.event,
+            yes_bid=book.best_bid(Side.YES),
+            no_bid=book.best_bid(Side.NO),
+        )
 
     @staticmethod
     def _status(tracked: Tracked, state: BookState, reason: str) -> BookStatus:

@@ -5,7 +5,15 @@ from hypothesis import strategies as st
 
 from services.ingest.books import BookKeeper, MarketRef
 from shared.book import PriceGrid
-from shared.messages import BookDelta, BookSnapshot, BookState, BookStatus, Level, Side
+from shared.messages import (
+    BookDelta,
+    BookSnapshot,
+    BookState,
+    BookStatus,
+    Level,
+    Side,
+    TopOfBook,
+)
 from shared.money import cents
 
 
@@ -28,10 +36,22 @@ def test_snapshot_makes_a_book_valid_and_deltas_flow():
     k = keeper("A")
     out = snap(k, 1, 1, "A")
     assert statuses(out) == [("A", BookState.VALID)]
-    assert isinstance(out[-1], BookSnapshot)
+    assert [type(m) for m in out] == [BookStatus, BookSnapshot, TopOfBook]
     out = k.on_delta(1, 2, "A", Side.YES, cents(41), 10)
-    assert [type(m) for m in out] == [BookDelta]
+    assert [type(m) for m in out] == [BookDelta, TopOfBook]
     assert k.book("A").best_bid(Side.YES) == Level(cents(41), 10)  # type: ignore[union-attr]
+
+
+def test_top_of_book_only_when_the_best_bid_moves():
+    k = keeper("A")
+    snap(k, 1, 1, "A")
+    assert [type(m) for m in k.on_delta(1, 2, "A", Side.YES, cents(30), 5)] == [BookDelta]
+    out = k.on_delta(1, 3, "A", Side.YES, cents(40), 7)  # size at the best changes
+    assert out[-1] == TopOfBook(
+        market="A", event="E", yes_bid=Level(cents(40), 107), no_bid=Level(cents(50), 100)
+    )
+    out = k.on_delta(1, 4, "A", Side.NO, cents(50), -100)  # the NO side empties
+    assert isinstance(out[-1], TopOfBook) and out[-1].no_bid is None
 
 
 def test_a_gap_invalidates_every_market_of_the_subscription_only():

@@ -151,6 +151,20 @@ async def published_items(aredis, prefix: str) -> list[MarketData]:
     return items
 
 
+def recovery_times_s(items: list[MarketData]) -> list[float]:
+    """Seconds from each INVALID status of a market to its next VALID (ingest's clock)."""
+    invalid_at: dict[str, int] = {}
+    times = []
+    for item in items:
+        if isinstance(item, BookStatus):
+            at = item.hops[0].ts_ns
+            if item.state is BookState.INVALID:
+                invalid_at.setdefault(item.market, at)
+            elif item.market in invalid_at:
+                times.append((at - invalid_at.pop(item.market)) / 1e9)
+    return times
+
+
 async def bus_books(aredis, prefix: str) -> dict[str, OrderBook]:
     """Rebuild books from what ingest published, checking it never published untrusted data."""
     books: dict[str, OrderBook] = {}
@@ -210,6 +224,13 @@ async def test_gaps_duplicates_and_reorders_are_detected_and_repaired(
     await quiesce(sim, ingest)
     await wait_until(lambda: all_valid(ingest), 10, "every book valid at rest")
     await assert_books_match_exchange(sim, ingest, aredis, key_prefix)
+    recoveries = sorted(recovery_times_s(await published_items(aredis, key_prefix)))
+    assert recoveries, "no book was ever invalid"
+    print(
+        f"recoveries: {len(recoveries)}, median {recoveries[len(recoveries) // 2]:.3f} s, "
+        f"p90 {recoveries[int(len(recoveries) * 0.9)]:.3f} s, max {recoveries[-1]:.3f} s"
+    )
+    assert recoveries[len(recoveries) // 2] < 1.0
 
 
 @pytest.mark.slow
