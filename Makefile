@@ -60,7 +60,10 @@ deploy/.env: | deploy/.env.example
 	    deploy/.env.example > $@
 	@echo "wrote $@ from deploy/.env.example (edit it for demo or live trading)"
 
-up: deploy/.env
+deploy/keys/paper.pem: | $(STAMP)
+	$(BIN)/python -m services.simulator.keygen deploy/keys paper
+
+up: deploy/.env deploy/keys/paper.pem
 	$(COMPOSE) -f $(COMPOSE_FILE) up --build
 
 down:

@@ -107,11 +107,23 @@ def test_only_loopback_ports_are_published(config: dict[str, Any]) -> None:
     assert all(host == "127.0.0.1" for ports in published.values() for host, _, _ in ports)
 
 
+def test_simulator_listens_beyond_its_container_and_knows_the_paper_key(
+    config: dict[str, Any],
+) -> None:
+    command = config["services"]["simulator"]["command"]
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    account = command[command.index("--account") + 1]
+    assert account == "sim-paper-account=/run/secrets/sim_public_key"
+    assert config["services"]["ingest"]["environment"]["KALSHI_PRIVATE_KEY_PATH"] == (
+        "/run/secrets/kalshi_private_key"
+    )
+
+
 def test_bot_services(config: dict[str, Any]) -> None:
     for name in BOT:
         svc = config["services"][name]
         env = svc["environment"]
-        assert svc["command"] == [f"services.{name}"]
+        assert svc["command"][0] == f"services.{name}"
         assert svc["build"]["dockerfile"] == "deploy/Dockerfile"
         assert env["REDIS_URL"] == "redis://redis:6379/0"
         assert env["DATABASE_URL"].startswith("postgresql://postgres:")
