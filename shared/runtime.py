@@ -226,9 +226,8 @@ async def _heartbeats(ctx: ServiceContext) -> None:
             info={"uptime_s": str(int(time.time() - started)), **ctx.info},
         )
         try:
-            await asyncio.wait_for(
-                ctx.publisher.publish(HEARTBEATS, beat), timeout=HEARTBEAT_INTERVAL_S * 2
-            )
+            async with asyncio.timeout(HEARTBEAT_INTERVAL_S * 2):
+                await ctx.publisher.publish(HEARTBEATS, beat)
         except (TimeoutError, *TRANSIENT_ERRORS):
             pass  # the publisher already logs outages; a missed beat is the signal
         await asyncio.sleep(HEARTBEAT_INTERVAL_S)

@@ -20,6 +20,18 @@ TRANSIENT_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OS
 """Errors after which the same call may succeed once Redis is back."""
 
 
+def raise_if_cancelling() -> None:
+    """Re-raise a cancellation that was swallowed on its way up.
+
+    A cancelled task must stop. redis-py sometimes returns normally from a command
+    whose task was cancelled meanwhile, and a cancel landing as a timeout fires can
+    come out as TimeoutError on 3.11; loops call this after such awaits.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def connect_redis(url: str) -> aioredis.Redis:
     """An asyncio Redis client (binary replies; payloads are MessagePack)."""
     return aioredis.Redis.from_url(
@@ -58,6 +70,7 @@ async def retry_transient(
         try:
             return await call()
         except TRANSIENT_ERRORS as exc:
+            raise_if_cancelling()
             if attempts is not None and backoff.failures + 1 >= attempts:
                 raise
             log.warning(

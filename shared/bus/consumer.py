@@ -28,7 +28,12 @@ import structlog
 from redis.exceptions import ResponseError
 
 from shared.bus.codec import PAYLOAD_FIELD, Codec, DecodeError
-from shared.bus.connection import TRANSIENT_ERRORS, Backoff, retry_transient
+from shared.bus.connection import (
+    TRANSIENT_ERRORS,
+    Backoff,
+    raise_if_cancelling,
+    retry_transient,
+)
 from shared.messages import DeadLetter, Message
 from shared.streams import DEAD_LETTERS, StreamSpec, stream_key
 
@@ -131,6 +136,7 @@ class Consumer:
         while not stop.is_set():
             try:
                 await self.poll_once()
+                raise_if_cancelling()
                 backoff.reset()
             except TRANSIENT as exc:
                 log.warning(

@@ -19,7 +19,7 @@ from typing import Any
 import redis.asyncio as aioredis
 import structlog
 
-from shared.bus.connection import TRANSIENT_ERRORS
+from shared.bus.connection import TRANSIENT_ERRORS, raise_if_cancelling
 
 log = structlog.get_logger("lease")
 
@@ -116,6 +116,7 @@ async def run_as_leader(
         body = asyncio.create_task(active(), name=f"active:{lease.key}")
         try:
             await _hold(lease, stop, body, interval)
+            raise_if_cancelling()
         finally:
             if not body.done():
                 body.cancel()
@@ -133,7 +134,9 @@ async def _hold(
         await _sleep_or_stop(stop, interval, body)
         if stop.is_set() or body.done():
             return
-        if not await _acquire_quietly(lease) and not lease.held:
+        renewed = await _acquire_quietly(lease)
+        raise_if_cancelling()
+        if not renewed and not lease.held:
             log.warning("lease lost", lease=lease.key)
             return
         if not lease.held:
@@ -143,8 +146,11 @@ async def _hold(
 
 async def _acquire_quietly(lease: Lease) -> bool:
     try:
-        return await asyncio.wait_for(lease.try_acquire(), timeout=lease.ttl_ms / 3000)
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+        async with asyncio.timeout(lease.ttl_ms / 3000):
+            return await lease.try_acquire()
     except (TimeoutError, *TRANSIENT_ERRORS) as exc:
+        raise_if_cancelling()
         log.warning("lease renewal failed", lease=lease.key, error=str(exc) or type(exc).__name__)
         return False
 

@@ -233,7 +233,8 @@ class KalshiWebSocket:
 
     async def wait_connected(self, timeout_s: float) -> None:
         try:
-            await asyncio.wait_for(self._connected.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._connected.wait()
         except TimeoutError:
             last = f" (last error: {self.last_error})" if self.last_error else ""
             raise KalshiWsError(f"not connected to {self.url} after {timeout_s} s{last}") from None
@@ -421,7 +422,8 @@ class KalshiWebSocket:
             command["params"] = params
         try:
             await ws.send(_encoder.encode(command).decode())
-            return await asyncio.wait_for(future, self.command_timeout_s)
+            async with asyncio.timeout(self.command_timeout_s):
+                return await future
         except TimeoutError:
             raise KalshiWsError(f"{cmd} got no answer in {self.command_timeout_s} s") from None
         except ConnectionClosed as exc:

@@ -161,7 +161,8 @@ class BatchWriter:
         while not stop.is_set():
             if len(self._buffer) < self.max_rows:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self.max_delay_s)
+                    async with asyncio.timeout(self.max_delay_s):
+                        await self._wakeup.wait()
             self._wakeup.clear()
             await self.flush()
         await self.flush()

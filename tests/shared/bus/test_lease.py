@@ -64,14 +64,18 @@ async def test_standby_takes_over_when_leader_dies(aredis, key_prefix):
         await asyncio.sleep(0.05)
     assert seen == {("a",)}
     a.cancel()  # the leader dies without releasing its lease
-    await asyncio.gather(a, return_exceptions=True)
+    async with asyncio.timeout(5):
+        await asyncio.gather(a, return_exceptions=True)
+    assert a.cancelled(), "the leader must honour its cancellation"
+
     for _ in range(40):
         if active == ["b"]:
             break
         await asyncio.sleep(0.05)
     assert active == ["b"]
     stop_b.set()
-    await b
+    async with asyncio.timeout(5):
+        await b
 
 
 @given(st.integers(1, 64), st.lists(st.text(min_size=1, max_size=5), min_size=1, max_size=10))
