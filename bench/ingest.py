@@ -176,6 +176,7 @@ def run() -> list[Figure]:
         Figure("ingest_no_publish_per_s", no_publish, "msg/s", "decode+validate+apply"),
         Figure("peer_pykalshi_per_s", peer, "msg/s", "pykalshi parse + OrderbookManager"),
         Figure("ingest_vs_peer_ratio", full / peer, "x", "full ingest path vs pykalshi"),
+        Figure("ingest_vs_peer_same_work_x", no_publish / peer, "x", "both: parse + book only"),
         Figure("book_apply_ns", _apply_ns(), "ns", "OrderBook.apply_delta"),
     ]
     return figures
