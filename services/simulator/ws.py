@@ -78,6 +78,8 @@ BUFFER_OVERFLOW: Final = 25
 DEFAULT_QUEUE_LIMIT: Final = 100_000
 """Data messages waiting for one connection before its biggest subscription is dropped."""
 REORDER_HOLD_S: Final = 0.2
+CLOSE_TIMEOUT_S: Final = 1.0
+"""How long a forced disconnect waits for a client to answer the close."""
 """How long ``ws_reorder_rate`` holds a message back waiting for the next one to swap with."""
 _encoder = msgspec.json.Encoder()
 
@@ -621,11 +623,18 @@ class Hub:
             await asyncio.sleep(min(0.02, self.faults.stall_remaining()))
 
     async def disconnect_all(self) -> None:
-        for conn in list(self.connections):
+        """Close every socket at once; a client slow to answer the close costs no one else."""
+        closing = list(self.connections)
+        for conn in closing:
             self.faults.record("ws_disconnect", f"ws:{conn.key_id}", "closed with 1011")
-            with contextlib.suppress(Exception):
-                await conn.websocket.close(code=1011)
             self.connections.discard(conn)
+        await asyncio.gather(*(self._close(conn) for conn in closing))
+
+    @staticmethod
+    async def _close(conn: Connection) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await conn.websocket.close(code=1011)
 
 
 def user_order_json(order: Order, user_id: str) -> JSON:
