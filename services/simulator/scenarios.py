@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from services.simulator.engine import Exchange
 from services.simulator.model import Event, Market, MarketStatus, Series
+from shared.weather import STATIONS_BY_SERIES, Station
 
 DAY_MS: Final = 86_400_000
 HOUR_MS: Final = 3_600_000
@@ -30,39 +31,67 @@ HOUR_MS: Final = 3_600_000
 
 @dataclass(frozen=True)
 class City:
-    series: str
+    """A city of the weather scenario: the station its markets settle on, and its climate."""
+
+    settles_on: Station
     name: str
-    station: str
-    wfo: str
-    cli: str
-    utc_offset_h: int
-    """Local standard time: the climate day runs midnight to midnight LST."""
-    lat: float
-    lon: float
     normal_high_f: int
+
+    @property
+    def series(self) -> str:
+        return self.settles_on.series
+
+    @property
+    def station(self) -> str:
+        return self.settles_on.station
+
+    @property
+    def wfo(self) -> str:
+        return self.settles_on.wfo
+
+    @property
+    def cli(self) -> str:
+        return self.settles_on.cli
+
+    @property
+    def utc_offset_h(self) -> int:
+        """Local standard time: the climate day runs midnight to midnight LST."""
+        return self.settles_on.utc_offset_h
+
+    @property
+    def lat(self) -> float:
+        return self.settles_on.lat
+
+    @property
+    def lon(self) -> float:
+        return self.settles_on.lon
+
+
+def _city(series: str, name: str, normal_high_f: int) -> City:
+    return City(STATIONS_BY_SERIES[series], name, normal_high_f)
 
 
 CITIES: Final = (
-    City("KXHIGHNY", "New York City", "KNYC", "OKX", "NYC", -5, 40.78, -73.97, 62),
-    City("KXHIGHCHI", "Chicago", "KMDW", "LOT", "MDW", -6, 41.79, -87.75, 60),
-    City("KXHIGHMIA", "Miami", "KMIA", "MFL", "MIA", -5, 25.79, -80.32, 84),
-    City("KXHIGHAUS", "Austin", "KAUS", "EWX", "AUS", -6, 30.18, -97.68, 80),
-    City("KXHIGHLAX", "Los Angeles", "KLAX", "LOX", "LAX", -8, 33.94, -118.39, 70),
-    City("KXHIGHPHIL", "Philadelphia", "KPHL", "PHI", "PHL", -5, 39.87, -75.23, 64),
-    City("KXHIGHDEN", "Denver", "KDEN", "BOU", "DEN", -7, 39.85, -104.66, 61),
-    City("KXHIGHTATL", "Atlanta", "KATL", "FFC", "ATL", -5, 33.64, -84.43, 72),
-    City("KXHIGHTBOS", "Boston", "KBOS", "BOX", "BOS", -5, 42.36, -71.01, 58),
-    City("KXHIGHTDAL", "Dallas", "KDFW", "FWD", "DFW", -6, 32.90, -97.04, 78),
-    City("KXHIGHTDC", "Washington DC", "KDCA", "LWX", "DCA", -5, 38.85, -77.03, 66),
-    City("KXHIGHTHOU", "Houston", "KHOU", "HGX", "HOU", -6, 29.64, -95.28, 81),
-    City("KXHIGHTLV", "Las Vegas", "KLAS", "VEF", "LAS", -8, 36.08, -115.15, 80),
-    City("KXHIGHTMIN", "Minneapolis", "KMSP", "MPX", "MSP", -6, 44.88, -93.22, 56),
-    City("KXHIGHTNOLA", "New Orleans", "KMSY", "LIX", "MSY", -6, 29.99, -90.26, 80),
-    City("KXHIGHTOKC", "Oklahoma City", "KOKC", "OUN", "OKC", -6, 35.39, -97.60, 72),
-    City("KXHIGHTPHX", "Phoenix", "KPHX", "PSR", "PHX", -7, 33.43, -112.01, 88),
-    City("KXHIGHTSATX", "San Antonio", "KSAT", "EWX", "SAT", -6, 29.53, -98.47, 81),
-    City("KXHIGHTSEA", "Seattle", "KSEA", "SEW", "SEA", -8, 47.45, -122.31, 60),
-    City("KXHIGHTSFO", "San Francisco", "KSFO", "MTR", "SFO", -8, 37.62, -122.37, 65),
+    _city("KXHIGHNY", "New York City", 62),
+    _city("KXHIGHCHI", "Chicago", 60),
+    _city("KXHIGHMIA", "Miami", 84),
+    _city("KXHIGHAUS", "Austin", 80),
+    _city("KXHIGHLAX", "Los Angeles", 70),
+    _city("KXHIGHPHIL", "Philadelphia", 64),
+    _city("KXHIGHDEN", "Denver", 61),
+    _city("KXHIGHTATL", "Atlanta", 72),
+    _city("KXHIGHTBOS", "Boston", 58),
+    _city("KXHIGHTDAL", "Dallas", 78),
+    _city("KXHIGHTDC", "Washington DC", 66),
+    _city("KXHIGHTHOU", "Houston", 81),
+    _city("KXHIGHTLV", "Las Vegas", 80),
+    _city("KXHIGHTMIN", "Minneapolis", 56),
+    _city("KXHIGHTNOLA", "New Orleans", 80),
+    _city("KXHIGHTOKC", "Oklahoma City", 72),
+    _city("KXHIGHTPHX", "Phoenix", 88),
+    _city("KXHIGHTSATX", "San Antonio", 81),
+    _city("KXHIGHTSEA", "Seattle", 60),
+    _city("KXHIGHTSFO", "San Francisco", 65),
 )
 WEATHER_ONLY_CITIES: Final = 8
 BRACKETS_PER_DAY: Final = 4
