@@ -102,6 +102,8 @@ class BookFeed:
         self._counts: dict[str, Count] = {}
         self.deltas = 0
         self.malformed = 0
+        self.closing = False
+        """Set when we close the connection ourselves: its loss is then no news."""
 
     def price(self, text: str, side: str) -> Micros:
         price = self._prices.get(text)
@@ -148,7 +150,8 @@ class BookFeed:
 
     def _lifecycle(self, event: WsEvent) -> list[MarketData]:
         if isinstance(event, Disconnected):
-            log.warning("kalshi websocket lost, every book invalid", reason=event.reason)
+            report = log.info if self.closing else log.warning
+            report("kalshi websocket closed, every book invalid", reason=event.reason)
             self.sid = None
             return self.keeper.on_connection_lost(f"connection lost: {event.reason}")
         if isinstance(event, SubscriptionActive) and event.spec.channel == CHANNEL:

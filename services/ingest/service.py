@@ -79,7 +79,8 @@ async def every(seconds: float, stop: asyncio.Event, job: Callable[[], Awaitable
         except (KalshiError, OSError) as exc:
             log.warning("periodic job failed", job=getattr(job, "__name__", "?"), error=str(exc))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=seconds)
+            async with asyncio.timeout(seconds):
+                await stop.wait()
 
 
 class Ingest:
@@ -169,6 +170,7 @@ class Ingest:
         try:
             await run_until_stopped(self.ctx.stop, *self.loops())
         finally:
+            self.feed.closing = True
             await self.ws.close()
             await self.rest.aclose()
             await self.outbox.flush()
