@@ -99,6 +99,27 @@ class _SignedAuth(httpx.Auth):
         yield request
 
 
+def _flow_rate(keys: dict[str, Any], asked: float) -> float:
+    """Book changes a second the agents really make when asked for ``asked`` (wall clock)."""
+    from services.simulator.model import BookDelta, ExchangeEvent
+
+    server = _server(keys, flow_rate=asked)
+    try:
+        seen = [0]
+
+        def count(events: list[ExchangeEvent]) -> None:
+            seen[0] += sum(isinstance(e, BookDelta) for e in events)
+
+        server.call(lambda: server.state.observers.append(count))
+        time.sleep(0.3)
+        before, started = server.call(lambda: seen[0]), time.monotonic()
+        time.sleep(MEASURE_S)
+        after = server.call(lambda: seen[0])
+        return float((after - before) / (time.monotonic() - started))
+    finally:
+        server.stop()
+
+
 def run() -> list[tuple[str, float, str]]:
     keys = {"alice": generate_private_key(), "bob": generate_private_key()}
     alice, bob = Signer("alice", keys["alice"]), Signer("bob", keys["bob"])
@@ -113,7 +134,9 @@ def run() -> list[tuple[str, float, str]]:
     finally:
         quiet.stop()
     p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+    flow = _flow_rate(keys, 3000.0)
     return [
+        ("sim_flow_asked_3000_per_s", round(flow, 1), "changes/s"),
         ("sim_deltas_per_s", round(deltas, 1), "deltas/s"),
         ("sim_order_roundtrip_p50_ms", round(statistics.median(samples), 3), "ms"),
         ("sim_order_roundtrip_p99_ms", round(p99, 3), "ms"),
