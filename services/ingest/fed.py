@@ -35,7 +35,8 @@ from typing import Any
 import httpx
 import structlog
 
-from services.ingest.feeds import FeedWatch, RetryDelay, run_until_stopped
+from services.ingest.feeds import FeedWatch, run_until_stopped
+from shared.backoff import Backoff
 from shared.bus.publisher import Publisher
 from shared.fedwatch import FedWatchError, Month, fedwatch
 from shared.feeds_config import FedSettings
@@ -171,7 +172,7 @@ class FedPoller:
         return messages
 
     async def _loop(self) -> None:
-        delay = RetryDelay(self.settings.retry.base_s, self.settings.retry.cap_s)
+        delay = Backoff(self.settings.retry.base_s, self.settings.retry.cap_s)
         while True:
             try:
                 await self.poll_once()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -123,24 +122,6 @@ class FeedWatch:
         if not status.fresh:
             log.warning("feed stale", feed=status.feed, reason=status.reason)
         await self.publisher.publish(OBSERVATIONS, status)
-
-
-class RetryDelay:
-    """Exponential backoff with jitter: base, 2 x base, ... up to cap; reset on success."""
-
-    def __init__(
-        self, base_s: float, cap_s: float, jitter: Callable[[], float] = random.random
-    ) -> None:
-        self.base_s, self.cap_s, self.jitter = base_s, cap_s, jitter
-        self.failures = 0
-
-    def next(self) -> float:
-        self.failures += 1
-        ceiling: float = min(self.cap_s, self.base_s * 2.0 ** min(self.failures - 1, 30))
-        return ceiling * (0.5 + 0.5 * self.jitter())
-
-    def reset(self) -> None:
-        self.failures = 0
 
 
 async def run_until_stopped(stop: asyncio.Event, *jobs: Coroutine[Any, Any, None]) -> None:

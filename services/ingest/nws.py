@@ -22,7 +22,8 @@ from typing import Any
 import httpx
 import structlog
 
-from services.ingest.feeds import NS_PER_S, FeedWatch, RetryDelay, run_until_stopped
+from services.ingest.feeds import NS_PER_S, FeedWatch, run_until_stopped
+from shared.backoff import Backoff
 from shared.bus.publisher import Publisher
 from shared.feeds_config import NwsSettings, NwsStationConfig
 from shared.messages import WeatherObservation
@@ -88,7 +89,7 @@ class StationPoller:
         return self.config.station
 
     async def run(self) -> None:
-        delay = RetryDelay(self.settings.retry.base_s, self.settings.retry.cap_s)
+        delay = Backoff(self.settings.retry.base_s, self.settings.retry.cap_s)
         while True:
             try:
                 await self.poll_once()

@@ -22,7 +22,8 @@ import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
-from services.ingest.feeds import NS_PER_S, ClockNs, FeedWatch, RetryDelay, run_until_stopped
+from services.ingest.feeds import NS_PER_S, ClockNs, FeedWatch, run_until_stopped
+from shared.backoff import Backoff
 from shared.bus.publisher import Publisher
 from shared.feeds_config import PolymarketSettings
 from shared.polymarket import (
@@ -105,7 +106,7 @@ class PolymarketFeed:
         await run_until_stopped(stop, self._connect_forever(), self._flush(), self.watch.watch())
 
     async def _connect_forever(self) -> None:
-        delay = RetryDelay(self.settings.retry.base_s, self.settings.retry.cap_s)
+        delay = Backoff(self.settings.retry.base_s, self.settings.retry.cap_s)
         while True:
             try:
                 async with connect(
@@ -121,7 +122,7 @@ class PolymarketFeed:
             log.warning("polymarket disconnected", reason=reason, retry_s=wait_s)
             await asyncio.sleep(wait_s)
 
-    async def _session(self, ws: ClientConnection, delay: RetryDelay) -> None:
+    async def _session(self, ws: ClientConnection, delay: Backoff) -> None:
         tokens = sorted(self.markets_of_token)
         await ws.send(json.dumps({"assets_ids": tokens, "type": "market"}))
         pinger = asyncio.create_task(self._ping(ws))

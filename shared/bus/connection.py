@@ -8,9 +8,10 @@ from typing import TypeVar
 
 import redis.asyncio as aioredis
 import structlog
-from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared.backoff import Backoff
 
 log = structlog.get_logger("bus")
 
@@ -41,21 +42,6 @@ def connect_redis(url: str) -> aioredis.Redis:
         socket_keepalive=True,
         health_check_interval=30,
     )
-
-
-class Backoff:
-    """Exponential backoff with jitter, capped; reset after a success."""
-
-    def __init__(self, base_s: float = 0.05, cap_s: float = 5.0) -> None:
-        self._policy = ExponentialWithJitterBackoff(cap=cap_s, base=base_s)
-        self.failures = 0
-
-    async def wait(self) -> None:
-        self.failures += 1
-        await asyncio.sleep(self._policy.compute(self.failures))
-
-    def reset(self) -> None:
-        self.failures = 0
 
 
 async def retry_transient(

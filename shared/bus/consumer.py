@@ -27,10 +27,10 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import ResponseError
 
+from shared.backoff import Backoff
 from shared.bus.codec import PAYLOAD_FIELD, Codec, DecodeError
 from shared.bus.connection import (
     TRANSIENT_ERRORS,
-    Backoff,
     raise_if_cancelling,
     retry_transient,
 )

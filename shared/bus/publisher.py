@@ -9,8 +9,9 @@ from typing import Any
 import redis.asyncio as aioredis
 import structlog
 
+from shared.backoff import Backoff
 from shared.bus.codec import PAYLOAD_FIELD, Codec
-from shared.bus.connection import TRANSIENT_ERRORS, Backoff, retry_transient
+from shared.bus.connection import TRANSIENT_ERRORS, retry_transient
 from shared.messages import Message
 from shared.streams import StreamSpec, shard_of, stream_key
 

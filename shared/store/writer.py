@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections import deque
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -40,6 +39,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import PoolClosed
 
+from shared.backoff import Backoff
 from shared.store.pool import Pool
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,7 @@ def ts_from_ns(ns: int) -> datetime:
 
 def backoff_delay(attempt: int) -> float:
     """Seconds to wait before retry ``attempt`` (1, 2, ...): doubling, capped, jittered."""
-    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0 ** min(attempt - 1, 30))
-    return ceiling * random.uniform(0.5, 1.0)
+    return Backoff(BACKOFF_BASE_S, BACKOFF_CAP_S).delay(attempt)
 
 
 class BufferFull(RuntimeError):

@@ -19,10 +19,11 @@ import redis.asyncio as aioredis
 from websockets.asyncio.server import ServerConnection, serve
 
 from services.ingest.fed import FedPoller, parse_quotes_csv
-from services.ingest.feeds import FeedState, FeedWatch, RetryDelay
+from services.ingest.feeds import FeedState, FeedWatch
 from services.ingest.nws import NwsPoller, nws_client
 from services.ingest.polymarket import PolymarketFeed, Throttle
 from services.simulator.server import SimulatorServer
+from shared.backoff import Backoff
 from shared.bus.codec import Codec
 from shared.bus.publisher import Publisher
 from shared.fedwatch import Month
@@ -114,10 +115,10 @@ def test_feed_state_silent_from_the_start_and_failures() -> None:
 
 
 def test_retry_delay_doubles_to_its_cap_with_jitter() -> None:
-    delay = RetryDelay(1.0, 8.0, jitter=lambda: 1.0)
+    delay = Backoff(1.0, 8.0, jitter=lambda: 1.0)
     assert [delay.next() for _ in range(5)] == [1.0, 2.0, 4.0, 8.0, 8.0]
     delay.reset()
-    assert RetryDelay(1.0, 8.0, jitter=lambda: 0.0).next() == 0.5
+    assert Backoff(1.0, 8.0, jitter=lambda: 0.0).next() == 0.5
     assert delay.next() == 1.0
 
 
