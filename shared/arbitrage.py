@@ -136,6 +136,8 @@ class EventTable:
     yes_bid: Int64Array
     no_bid: Int64Array
     books: list[OrderBook]
+    row_of: dict[str, int]
+    event_of_row: Int64Array
 
     @classmethod
     def build(
@@ -182,10 +184,12 @@ class EventTable:
             yes_bid=np.full(len(rows), -1, dtype=np.int64),
             no_bid=np.full(len(rows), -1, dtype=np.int64),
             books=[empty] * len(rows),
+            row_of={info.market: row for row, info in enumerate(rows)},
+            event_of_row=np.repeat(np.arange(len(events), dtype=np.int64), sizes),
         )
 
     def refresh(self, books: Mapping[str, OrderBook]) -> None:
-        """Read every market's best bids, once per scan.
+        """Read every market's best bids (after a rebuild; :meth:`update` after that).
 
         Pass only books that are VALID (``BookStatus``); a market without a book offers
         nothing, so no set containing it passes the screen.
@@ -195,6 +199,24 @@ class EventTable:
         self.books = held
         self.yes_bid = _best_bids([book.yes.best for book in held], [b.yes.unit for b in held])
         self.no_bid = _best_bids([book.no.best for book in held], [b.no.unit for b in held])
+
+    def update(self, market: str, book: OrderBook | None) -> bool:
+        """Read one market's best bids after its book changed (None: not trusted now).
+
+        Returns False for a market the table does not hold.
+        """
+        row = self.row_of.get(market)
+        if row is None:
+            return False
+        held = book if book is not None else OrderBook("")
+        self.books[row] = held
+        self.yes_bid[row] = _best_bid(held.yes.best, held.yes.unit)
+        self.no_bid[row] = _best_bid(held.no.best, held.no.unit)
+        return True
+
+
+def _best_bid(tick: int, unit: int) -> int:
+    return tick * unit if tick >= 0 else -1
 
 
 def _row_key(info: MarketInfo) -> tuple[float, str]:
@@ -352,14 +374,19 @@ def _lot_profit(ladders: Sequence[AskLadder], payout: Micros, sets: int) -> floa
     return total
 
 
-def best_size(ladders: Sequence[AskLadder], payout: Micros, min_edge: Micros = 1) -> int:
+def best_size(
+    ladders: Sequence[AskLadder], payout: Micros, min_edge: Micros = 1, max_sets: int | None = None
+) -> int:
     """Whole sets maximizing profit after fees; 0 when no size makes ``min_edge``.
 
     Each further set costs at least as much as the one before (levels are walked
     cheapest first), so unrounded profit is concave: bisect for the last set that
     still adds profit, then step back while rounding the fees up eats the edge.
+    ``max_sets`` caps the size (the capital the caller will commit).
     """
     most = min(ladder.depth for ladder in ladders) // COUNT_PER_CONTRACT
+    if max_sets is not None:
+        most = min(most, max_sets)
     low, high = 0, most
     while low < high:
         middle = (low + high + 1) // 2
@@ -384,9 +411,10 @@ def _opportunity(
     legs: Sequence[tuple[int, Side]],
     payout: Micros,
     min_edge: Micros,
+    budget: Micros | None,
 ) -> Opportunity | None:
     ladders = [AskLadder(table.books[row].asks(side), table.rates[row]) for row, side in legs]
-    sets = best_size(ladders, payout, min_edge)
+    sets = best_size(ladders, payout, min_edge, None if budget is None else budget // payout)
     if sets == 0:
         return None
     count = sets * COUNT_PER_CONTRACT
@@ -405,23 +433,42 @@ def _opportunity(
     )
 
 
-def scan(table: EventTable, min_edge: Micros = 1) -> list[Opportunity]:
+def scan(
+    table: EventTable,
+    min_edge: Micros = 1,
+    *,
+    events: Collection[int] | None = None,
+    budget: Micros | None = None,
+) -> list[Opportunity]:
     """Every arbitrage of the table's current books, best score first.
 
-    ``min_edge`` is the least profit after fees (whole opportunity) worth reporting.
+    ``min_edge`` is the least profit after fees (whole opportunity) worth reporting;
+    ``events`` (indexes into ``table.events``) limits the walk to those events, e.g.
+    the ones whose books changed; ``budget`` caps each opportunity's payout, so
+    its cost (always below the payout) stays within the capital to commit.
     """
     found: list[Opportunity | None] = []
     candidates = screen(table)
+    wanted = None if events is None else set(events)
+
+    def keep(event_index: int) -> bool:
+        return wanted is None or event_index in wanted
+
     for event_index, side, kind in (
         *((e, Side.YES, ArbKind.ATOMIC_YES) for e in candidates.atomic_yes.tolist()),
         *((e, Side.NO, ArbKind.ATOMIC_NO) for e in candidates.atomic_no.tolist()),
     ):
+        if not keep(event_index):
+            continue
         rows = range(int(table.event_start[event_index]), int(table.event_start[event_index + 1]))
         payout = ONE_DOLLAR if side is Side.YES else (len(rows) - 1) * ONE_DOLLAR
         legs = [(row, side) for row in rows]
-        found.append(_opportunity(table, kind, table.events[event_index], legs, payout, min_edge))
+        event = table.events[event_index]
+        found.append(_opportunity(table, kind, event, legs, payout, min_edge, budget))
     for broad, narrow in candidates.ladder_pairs:
+        if not keep(int(table.event_of_row[broad])):
+            continue
         legs = [(broad, Side.YES), (narrow, Side.NO)]
         event = table.infos[broad].event
-        found.append(_opportunity(table, ArbKind.LADDER, event, legs, ONE_DOLLAR, min_edge))
+        found.append(_opportunity(table, ArbKind.LADDER, event, legs, ONE_DOLLAR, min_edge, budget))
     return sorted((o for o in found if o is not None), key=lambda o: o.score, reverse=True)

@@ -32,6 +32,7 @@ from pydantic_settings import (
 )
 
 from shared.feeds_config import FeedsSettings
+from shared.strategy_config import StrategySettings
 
 KALSHI_URLS: dict[str, tuple[str, str]] = {
     "production": (
@@ -148,6 +149,7 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     feeds: FeedsSettings = Field(default_factory=FeedsSettings)
+    strategy: StrategySettings = Field(default_factory=StrategySettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @field_validator("kalshi_key_id", "dashboard_token", "kalshi_private_key_path", mode="before")

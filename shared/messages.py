@@ -108,7 +108,23 @@ class TopOfBook(Message, tag="top_of_book"):
     no_bid: Level | None
 
 
-MarketData = BookSnapshot | BookDelta | BookStatus | TopOfBook
+class Trade(Message, tag="trade"):
+    """A trade on the exchange (anyone's): the taker bought ``taker_side``.
+
+    A YES taker lifts NO bids at ``$1 - yes_price``; a NO taker hits YES bids at
+    ``yes_price``. Paper makers fill only when trades consume the queue ahead.
+    """
+
+    market: str
+    event: str
+    trade_id: str
+    taker_side: Side
+    yes_price: Micros
+    count: Count
+    exchange_ts_ns: int = 0
+
+
+MarketData = BookSnapshot | BookDelta | BookStatus | TopOfBook | Trade
 
 
 class MarketDataBatch(Message, tag="md_batch"):
@@ -208,7 +224,11 @@ class Leg(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Signal(Message, tag="signal"):
-    """What to trade, why, how much, how sure. ``signal_id`` is derived from the inputs."""
+    """What to trade, why, how much, how sure. ``signal_id`` is derived from the inputs.
+
+    ``edge`` is the profit after fees of one set (one contract of every leg) in
+    micro-dollars; ``ev`` the expected profit of the whole signal.
+    """
 
     signal_id: str
     strategy: str
@@ -223,6 +243,9 @@ class Signal(Message, tag="signal"):
     aroc: float
     expires_ns: int
     reasons: list[str] = msgspec.field(default_factory=list)
+    score: float = 0.0
+    """Rank among signals: ROI x confidence x ln(contracts executable)."""
+    close_ts_ns: int = 0
 
 
 # --- risk and orders ------------------------------------------------------------------

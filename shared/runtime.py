@@ -235,3 +235,19 @@ async def _heartbeats(ctx: ServiceContext) -> None:
 
 async def wait_until_stopped(ctx: ServiceContext) -> None:
     await ctx.stop.wait()
+
+
+async def run_until_stopped(stop: asyncio.Event, *jobs: Coroutine[Any, Any, None]) -> None:
+    """Run jobs as tasks until ``stop`` is set or one of them fails; then cancel the rest."""
+    tasks = [asyncio.create_task(job) for job in jobs]
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stopper and not task.cancelled():
+                task.result()  # re-raise a job's crash
+    finally:
+        for task in [*tasks, stopper]:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks, stopper, return_exceptions=True)

@@ -35,12 +35,13 @@ from typing import Any
 import httpx
 import structlog
 
-from services.ingest.feeds import FeedWatch, run_until_stopped
+from services.ingest.feeds import FeedWatch
 from shared.backoff import Backoff
 from shared.bus.publisher import Publisher
 from shared.fedwatch import FedWatchError, Month, fedwatch
 from shared.feeds_config import FedSettings
 from shared.messages import FedOdds
+from shared.runtime import run_until_stopped
 from shared.streams import OBSERVATIONS
 
 log = structlog.get_logger("ingest.fed")

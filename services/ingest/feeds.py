@@ -11,11 +11,9 @@ connection) it publishes ``FeedStatus(fresh=False)`` once, until the next beat.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
@@ -122,19 +120,3 @@ class FeedWatch:
         if not status.fresh:
             log.warning("feed stale", feed=status.feed, reason=status.reason)
         await self.publisher.publish(OBSERVATIONS, status)
-
-
-async def run_until_stopped(stop: asyncio.Event, *jobs: Coroutine[Any, Any, None]) -> None:
-    """Run jobs as tasks until ``stop`` is set or one of them fails; then cancel the rest."""
-    tasks = [asyncio.create_task(job) for job in jobs]
-    stopper = asyncio.create_task(stop.wait())
-    try:
-        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not stopper and not task.cancelled():
-                task.result()  # re-raise a job's crash
-    finally:
-        for task in [*tasks, stopper]:
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*tasks, stopper, return_exceptions=True)

@@ -22,11 +22,12 @@ from typing import Any
 import httpx
 import structlog
 
-from services.ingest.feeds import NS_PER_S, FeedWatch, run_until_stopped
+from services.ingest.feeds import NS_PER_S, FeedWatch
 from shared.backoff import Backoff
 from shared.bus.publisher import Publisher
 from shared.feeds_config import NwsSettings, NwsStationConfig
 from shared.messages import WeatherObservation
+from shared.runtime import run_until_stopped
 from shared.streams import OBSERVATIONS
 from shared.weather import (
     DailyMax,

@@ -22,7 +22,7 @@ import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
-from services.ingest.feeds import NS_PER_S, ClockNs, FeedWatch, run_until_stopped
+from services.ingest.feeds import NS_PER_S, ClockNs, FeedWatch
 from shared.backoff import Backoff
 from shared.bus.publisher import Publisher
 from shared.feeds_config import PolymarketSettings
@@ -33,6 +33,7 @@ from shared.polymarket import (
     parse_clob_frame,
     venue_book,
 )
+from shared.runtime import run_until_stopped
 from shared.streams import OBSERVATIONS
 
 log = structlog.get_logger("ingest.polymarket")

@@ -20,7 +20,7 @@ from services.ingest.books import BookKeeper, MarketRef
 from services.ingest.catalog import followed, grid_of
 from services.ingest.discovery import Discovery
 from services.ingest.fed import FedPoller
-from services.ingest.feeds import FeedState, run_until_stopped
+from services.ingest.feeds import FeedState
 from services.ingest.market_data import BookFeed, Outbox, Subscriptions
 from services.ingest.nws import NwsPoller
 from services.ingest.polymarket import PolymarketFeed
@@ -30,7 +30,7 @@ from shared.kalshi.errors import KalshiError
 from shared.kalshi.rest import KalshiRest
 from shared.kalshi.signing import Signer, load_private_key
 from shared.kalshi.ws import KalshiWebSocket
-from shared.runtime import ServiceContext, ServiceError, service_main
+from shared.runtime import ServiceContext, ServiceError, run_until_stopped, service_main
 from shared.store.migrations import migrate
 from shared.store.pool import Pool, StoreUnavailable, ensure_database, open_pool
 from shared.streams import OBSERVATIONS

@@ -1,0 +1,88 @@
+"""Running services in the test process: settings against a simulator, contexts, tasks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from services.simulator.server import SimulatorServer
+from shared.bus.codec import Codec
+from shared.bus.publisher import Publisher
+from shared.config import Settings, load_settings
+from shared.kalshi.signing import private_pem
+from shared.messages import Message
+from shared.runtime import ServiceContext
+from shared.streams import StreamSpec, stream_key
+from tests.conftest import redis_url
+from tests.services.simulator.kit import KEYS
+
+
+def stack_settings(
+    sim: SimulatorServer, key_prefix: str, database_url: str, tmp_path: Path, **overrides: Any
+) -> Settings:
+    """Settings of a one-shard stack trading as ``alice`` at the simulator."""
+    key = tmp_path / "alice.pem"
+    key.write_bytes(private_pem(KEYS["alice"]))
+    base: dict[str, Any] = {
+        "redis_url": redis_url(),
+        "database_url": database_url,
+        "key_prefix": key_prefix,
+        "kalshi_key_id": "alice",
+        "kalshi_private_key_path": str(key),
+        "kalshi": {"rest_url": sim.rest_url, "ws_url": sim.ws_url, "tier": "premier"},
+        "bus": {"shards": 1},
+        "ingest": {"discovery_interval_s": 30, "snapshot_interval_s": 300},
+        "feeds": {"nws": {"enabled": False}},
+    }
+    base.update(overrides)
+    return load_settings(**base)
+
+
+def context(name: str, settings: Settings, redis: aioredis.Redis) -> ServiceContext:
+    return ServiceContext(
+        name=name,
+        instance=f"test-{name}",
+        settings=settings,
+        redis=redis,
+        publisher=Publisher(redis, settings.key_prefix, shards=settings.bus.shards, hop=name),
+        stop=asyncio.Event(),
+        args=argparse.Namespace(),
+        owned_shards=set(range(settings.bus.shards)),
+    )
+
+
+async def wait_until(predicate: Callable[[], bool], within_s: float, what: str) -> None:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {within_s} s: {what}")
+
+
+async def stop_all(
+    contexts: list[ServiceContext], tasks: list[asyncio.Task[Any]], within_s: float = 30
+) -> None:
+    for ctx in contexts:
+        ctx.stop.set()
+    async with asyncio.timeout(within_s):
+        await asyncio.gather(*tasks)
+
+
+def start(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    return asyncio.create_task(coro, name=name)
+
+
+async def read_stream(
+    redis: aioredis.Redis, prefix: str, spec: StreamSpec, shard: int | None = None
+) -> list[tuple[str, Message]]:
+    """Every message of one stream (one shard of a sharded one), with its entry id."""
+    codec = Codec(spec)
+    entries = await redis.xrange(stream_key(prefix, spec, shard))
+    return [(raw_id.decode(), codec.decode_entry(fields)) for raw_id, fields in entries]
