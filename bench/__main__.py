@@ -9,7 +9,7 @@ import time
 
 from bench.figures import Figure, print_table
 
-SUITES = ["codec", "bus", "ingest", "bench_simulator", "scan", "strategy"]
+SUITES = ["codec", "bus", "ingest", "bench_simulator", "scan", "strategy", "risk"]
 
 
 def main(argv: list[str] | None = None) -> int:

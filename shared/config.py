@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import (
     AliasChoices,
     BaseModel,
+    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -32,6 +33,7 @@ from pydantic_settings import (
 )
 
 from shared.feeds_config import FeedsSettings
+from shared.risk.limits import RiskLimits
 from shared.strategy_config import StrategySettings
 
 KALSHI_URLS: dict[str, tuple[str, str]] = {
@@ -107,6 +109,21 @@ class IngestSettings(BaseModel):
     record: bool = Field(True, description="write every snapshot and delta to Postgres")
 
 
+class RiskSettings(RiskLimits):
+    """The risk guardian's limits and how the service publishes what it sees."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    maker_strategies: list[str] = Field(
+        default_factory=list,
+        description="strategies whose one-leg signals rest as maker orders; all others snipe",
+    )
+    publish_interval_s: float = Field(0.25, gt=0, description="portfolio published this often")
+    snapshot_interval_s: float = Field(
+        60.0, gt=0, description="portfolio written to Postgres this often"
+    )
+
+
 class MetricsSettings(BaseModel):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -150,6 +167,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     feeds: FeedsSettings = Field(default_factory=FeedsSettings)
     strategy: StrategySettings = Field(default_factory=StrategySettings)
+    risk: RiskSettings = Field(default_factory=RiskSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @field_validator("kalshi_key_id", "dashboard_token", "kalshi_private_key_path", mode="before")

@@ -31,8 +31,8 @@ from shared.kalshi.rest import KalshiRest
 from shared.kalshi.signing import Signer, load_private_key
 from shared.kalshi.ws import KalshiWebSocket
 from shared.runtime import ServiceContext, ServiceError, run_until_stopped, service_main
-from shared.store.migrations import migrate
-from shared.store.pool import Pool, StoreUnavailable, ensure_database, open_pool
+from shared.store.migrations import open_migrated
+from shared.store.pool import Pool
 from shared.streams import OBSERVATIONS
 
 log = structlog.get_logger("ingest")
@@ -58,17 +58,7 @@ def load_signer(ctx: ServiceContext) -> Signer:
 
 async def connect_store(ctx: ServiceContext) -> Pool:
     """Wait for Postgres (saying so), then bring its schema up to date."""
-    delay = 1.0
-    while True:
-        try:
-            await ensure_database(ctx.settings.database_url)
-            pool = await open_pool(ctx.settings.database_url, max_size=4)
-            await migrate(pool)
-            return pool
-        except StoreUnavailable as exc:
-            log.warning("waiting for postgres", error=str(exc), retry_in_s=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+    return await open_migrated(ctx.settings.database_url, what="ingest")
 
 
 async def every(seconds: float, stop: asyncio.Event, job: Callable[[], Awaitable[None]]) -> None:

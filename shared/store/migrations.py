@@ -26,7 +26,8 @@ from psycopg import AsyncConnection, sql
 from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 
-from shared.store.pool import Pool
+from shared.backoff import Backoff
+from shared.store.pool import Pool, StoreUnavailable, ensure_database, open_pool
 
 log = logging.getLogger(__name__)
 
@@ -221,3 +222,17 @@ async def _record(conn: Connection, version: str) -> None:
     await conn.execute(
         "INSERT INTO schema_migrations (version) VALUES (%s) ON CONFLICT DO NOTHING", (version,)
     )
+
+
+async def open_migrated(url: str, *, max_size: int = 4, what: str = "service") -> Pool:
+    """Wait for Postgres (saying so, with backoff), open a pool, bring the schema up to date."""
+    backoff = Backoff(base_s=1.0, cap_s=30.0)
+    while True:
+        try:
+            await ensure_database(url)
+            pool = await open_pool(url, max_size=max_size)
+            await migrate(pool)
+            return pool
+        except StoreUnavailable as exc:
+            log.warning("%s waiting for postgres: %s", what, exc)
+            await backoff.wait()
