@@ -9,7 +9,7 @@ import time
 
 from bench.figures import Figure, print_table
 
-SUITES = ["codec", "bus", "ingest", "bench_simulator", "scan", "strategy", "risk"]
+SUITES = ["codec", "bus", "ingest", "bench_simulator", "scan", "strategy", "risk", "pipeline"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -97,7 +97,7 @@ def _snapshot(market: str, levels: tuple[list[Level], list[Level]], seq: int = 1
 # --- across processes -------------------------------------------------------------------
 
 
-def _brackets(event: str) -> list[MarketInfo]:
+def brackets(event: str) -> list[MarketInfo]:
     grid = [PriceRange(0, ONE_DOLLAR, cents(1))]
     strikes = [("less", None, 30.0), ("between", 30.0, 31.0), ("greater", 31.0, None)]
     return [
@@ -117,7 +117,7 @@ def _brackets(event: str) -> list[MarketInfo]:
     ]
 
 
-def _books(infos: list[MarketInfo], seq: int) -> MarketDataBatch:
+def arbitrage_books(infos: list[MarketInfo], seq: int) -> MarketDataBatch:
     """Three brackets whose YES asks sum to 75 cents: an arbitrage on every publish."""
     levels = ([Level(cents(20), contracts(50))], [Level(cents(75), contracts(50))])
     items = [_snapshot(i.market, levels, seq) for i in infos]
@@ -149,7 +149,7 @@ def _start_strategy(prefix: str) -> subprocess.Popen[bytes]:
 async def _latency(prefix: str) -> list[int]:
     redis: Any = connect_redis(_redis_url())
     publisher = Publisher(redis, prefix, shards=1, hop="ingest")
-    events = [_brackets(f"KXBENCH-{n}") for n in range(EVENTS)]
+    events = [brackets(f"KXBENCH-{n}") for n in range(EVENTS)]
     await publisher.publish_many(MARKETS, [i for infos in events for i in infos])
     process = _start_strategy(prefix)
     codec = Codec(SIGNALS)
@@ -162,7 +162,7 @@ async def _latency(prefix: str) -> list[int]:
         while len(samples) < SIGNALS_WANTED:
             infos = events[seq % EVENTS]
             seq += 1
-            await publisher.publish(MARKET_DATA, _books(infos, seq), event=infos[0].event)
+            await publisher.publish(MARKET_DATA, arbitrage_books(infos, seq), event=infos[0].event)
             reply = await redis.xread({key: cursor}, block=50)
             arrived = time.time_ns()
             for _, entries in reply or []:

@@ -124,6 +124,21 @@ class RiskSettings(RiskLimits):
     )
 
 
+class ExecutionSettings(BaseModel):
+    """How execution routes and looks after its orders."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_reprices: int = Field(3, ge=0, description="times a maker order follows a higher bid")
+    unwind_slippage_cents: int = Field(
+        5, ge=0, le=99, description="an uneven arbitrage leg is sold back this far under the bid"
+    )
+    fade_interval_s: float = Field(0.1, gt=0, description="how often resting makers are reviewed")
+    settle_poll_s: float = Field(
+        30.0, gt=0, description="how often closed markets we hold are checked for a result"
+    )
+
+
 class MetricsSettings(BaseModel):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -168,6 +183,7 @@ class Settings(BaseSettings):
     feeds: FeedsSettings = Field(default_factory=FeedsSettings)
     strategy: StrategySettings = Field(default_factory=StrategySettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
+    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @field_validator("kalshi_key_id", "dashboard_token", "kalshi_private_key_path", mode="before")

@@ -329,6 +329,18 @@ class Fill(Message, tag="fill"):
     paper: bool = False
 
 
+class MarketSettled(Message, tag="settled"):
+    """A market we held settled (stream "fills", after its fills): YES or NO won."""
+
+    market: str
+    result: Side
+    ts_ns: int
+    paper: bool = False
+
+
+LedgerEntry = Fill | MarketSettled
+
+
 # --- portfolio, heartbeats and control ------------------------------------------------
 
 

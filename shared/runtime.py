@@ -150,7 +150,7 @@ async def _run(
     log.info(
         "starting", instance=ctx.instance, role=role, mode=settings.mode, version=package_version()
     )
-    heartbeat = asyncio.create_task(_heartbeats(ctx), name="heartbeats")
+    heartbeat = asyncio.create_task(send_heartbeats(ctx), name="heartbeats")
     try:
         await _run_role(ctx, body, role)
     finally:
@@ -213,7 +213,7 @@ async def _keep_shards(ctx: ServiceContext) -> None:
             await ownership.leave()
 
 
-async def _heartbeats(ctx: ServiceContext) -> None:
+async def send_heartbeats(ctx: ServiceContext) -> None:
     """Tell the bus every second that this instance lives, and in which role."""
     started = time.time()
     while True:

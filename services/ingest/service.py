@@ -25,6 +25,7 @@ from services.ingest.market_data import BookFeed, Outbox, Subscriptions
 from services.ingest.nws import NwsPoller
 from services.ingest.polymarket import PolymarketFeed
 from services.ingest.recorder import Recorder
+from services.ingest.trades import TradeFeed, TradeSubscription, WsRouter
 from shared.bus.lease import Lease, run_as_leader
 from shared.kalshi.errors import KalshiError
 from shared.kalshi.rest import KalshiRest
@@ -38,8 +39,9 @@ from shared.streams import OBSERVATIONS
 log = structlog.get_logger("ingest")
 
 DESCRIPTION = (
-    "Ingest: Kalshi order books (sequence-checked, never published when untrusted) and "
-    "outside signals (NWS, Fed odds, Polymarket) onto the bus, recorded to Postgres."
+    "Ingest: Kalshi order books (sequence-checked, never published when untrusted), the "
+    "trades of the markets it follows, and outside signals (NWS, Fed odds, Polymarket) onto "
+    "the bus, books recorded to Postgres."
 )
 SYNC_EVERY_S = 0.2
 KALSHI_FEED = "kalshi"
@@ -83,12 +85,16 @@ class Ingest:
         self.keeper = BookKeeper()
         self.outbox = Outbox(ctx.publisher, self.recorder)
         self.feed = BookFeed(self.keeper, self.outbox)
-        self.ws = KalshiWebSocket.from_settings(settings.kalshi, signer, self.feed)
+        self.trades = TradeFeed(self.outbox)
+        self.ws = KalshiWebSocket.from_settings(
+            settings.kalshi, signer, WsRouter(self.feed, self.trades)
+        )
         self.rest = KalshiRest.from_settings(settings.kalshi, signer)
         self.discovery = Discovery(self.rest, ctx.publisher, pool, settings.ingest.series)
         self.subscriptions = Subscriptions(
             self.ws, self.feed, resubscribe_after_s=settings.ingest.resubscribe_after_s
         )
+        self.trade_subscription = TradeSubscription(self.ws)
         self.freshness = FeedState(
             feed=KALSHI_FEED,
             stale_after_ns=int(settings.ingest.stale_after_s * 1e9),
@@ -111,10 +117,14 @@ class Ingest:
         )
         for market in self.followed - wanted:
             self.keeper.forget(market)
+            self.trades.forget(market)
         for market in wanted - self.followed:
             info = self.discovery.catalog[market]
             self.keeper.track(MarketRef(market, info.event, grid_of(info)))
+            self.trades.track(market, info.event)
         self.followed = wanted
+        # trades first: by the time the books are valid, both subscriptions are answered
+        await self.trade_subscription.follow(wanted)
         await self.subscriptions.follow(wanted)
         await self.subscriptions.repair()
         await self.watch_connection()
@@ -139,6 +149,7 @@ class Ingest:
             "books_valid": str(valid),
             "deltas": str(self.feed.deltas),
             "published": str(self.outbox.published),
+            "trades": str(self.trades.published),
             "gaps": str(self.keeper.gaps),
             "kalshi_feed": {True: "fresh", False: "stale", None: "starting"}[self.freshness.fresh],
         }

@@ -8,8 +8,12 @@ signals it already decided (a redelivered signal is a quiet duplicate; an
 approved, unexpired one has its intent published again, which execution
 deduplicates by client order id).
 
-Signals are decided in batches: the decisions are committed to Postgres, then
-the intents and decisions published, then the signals acked.
+Signals are decided in batches: the intents are published, the decisions
+committed to Postgres, the decisions published, then the signals acked. The
+intents go first because they are on the path from tick to order; a crash
+before the commit leaves an intent whose signal is decided again after the
+restart, and its orders (the same client order ids, derived from the signal)
+are claimed by execution once, whatever the second decision says.
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ from shared.messages import (
     Heartbeat,
     MarketDataBatch,
     MarketInfo,
+    MarketSettled,
     Message,
     OrderEvent,
+    Side,
     Signal,
 )
 from shared.risk import PortfolioView, TradingStateMachine, Transition, day_start_ns
@@ -154,10 +160,10 @@ class Risk:
             if isinstance(d.message, Signal)
         ]
         loud = [d for d in decisions if not d.verdict.quiet]
-        await self.store.record_decisions(loud, now)
         intents = [d.intent for d in loud if d.intent is not None]
-        if intents:
+        if intents:  # first, for latency: execution claims every order id before sending
             await self.ctx.publisher.publish_many(INTENTS, intents)
+        await self.store.record_decisions(loud, now)
         if loud:
             await self.ctx.publisher.publish_many(
                 DECISIONS,
@@ -200,8 +206,11 @@ class Risk:
 
     async def on_fills(self, deliveries: list[Delivery]) -> None:
         for delivery in deliveries:
-            if isinstance(delivery.message, Fill):
-                self.guardian.on_fill(delivery.message)
+            entry = delivery.message
+            if isinstance(entry, Fill):
+                self.guardian.on_fill(entry)
+            elif isinstance(entry, MarketSettled):
+                self.guardian.portfolio.settle(entry.market, entry.result is Side.YES)
         self._dirty = True
 
     async def on_control(self, deliveries: list[Delivery]) -> None:

@@ -27,6 +27,7 @@ from shared.messages import (
     Side,
 )
 from shared.risk import Transition
+from shared.store.ledger import load_fills, load_settlements, load_trading_record
 from shared.store.pool import Pool
 from shared.store.writer import ts_from_ns
 
@@ -47,40 +48,13 @@ class RiskStore:
     # --- start ----------------------------------------------------------------------
 
     async def trading_state(self) -> dict[str, Any] | None:
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute("SELECT record FROM trading_state")).fetchone()
-        return None if row is None else dict(row[0])
+        return await load_trading_record(self.pool)
 
     async def fills(self) -> list[Fill]:
-        query = (
-            "SELECT trade_id, order_id, client_order_id, market, side, action, price_micros,"
-            " count_centi, fee_micros, is_taker, ts, paper FROM fills ORDER BY ts, trade_id"
-        )
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(query)).fetchall()
-        return [
-            Fill(
-                trade_id=r[0],
-                order_id=r[1],
-                client_order_id=r[2],
-                market=r[3],
-                side=Side(r[4]),
-                action=Action(r[5]),
-                price=r[6],
-                count=r[7],
-                fee=r[8],
-                is_taker=r[9],
-                ts_ns=_ns(r[10]),
-                paper=r[11],
-            )
-            for r in rows
-        ]
+        return await load_fills(self.pool)
 
     async def settlements(self) -> list[tuple[str, bool]]:
-        query = "SELECT market, result FROM settlements ORDER BY settled_at, market"
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(query)).fetchall()
-        return [(r[0], r[1] == "yes") for r in rows]
+        return await load_settlements(self.pool)
 
     async def open_orders(self) -> list[OrderEvent]:
         query = (

@@ -353,7 +353,8 @@ class KalshiWebSocket:
             return False
         if isinstance(reply, m.Error):
             self._pending.pop(reply.id)
-            pending.future.set_exception(KalshiWsError(reply.msg.msg, reply.msg.code))
+            if not pending.future.done():  # the command may have timed out meanwhile
+                pending.future.set_exception(KalshiWsError(reply.msg.msg, reply.msg.code))
             await self._round_done(pending, None, f"error {reply.msg.code}: {reply.msg.msg}")
             return True
         if isinstance(reply, m.Subscribed):
@@ -363,7 +364,8 @@ class KalshiWebSocket:
         pending.replies.append(reply)
         if len(pending.replies) >= pending.expected:
             self._pending.pop(reply.id)
-            pending.future.set_result(pending.replies)
+            if not pending.future.done():  # a late reply to a command that timed out
+                pending.future.set_result(pending.replies)
         return True
 
     async def _activate(self, pending: _Pending, sid: int) -> None:

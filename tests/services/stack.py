@@ -17,7 +17,7 @@ from shared.bus.publisher import Publisher
 from shared.config import Settings, load_settings
 from shared.kalshi.signing import private_pem
 from shared.messages import Message
-from shared.runtime import ServiceContext
+from shared.runtime import ServiceContext, send_heartbeats
 from shared.streams import StreamSpec, stream_key
 from tests.conftest import redis_url
 from tests.services.simulator.kit import KEYS
@@ -54,6 +54,7 @@ def context(name: str, settings: Settings, redis: aioredis.Redis) -> ServiceCont
         stop=asyncio.Event(),
         args=argparse.Namespace(),
         owned_shards=set(range(settings.bus.shards)),
+        role="active",
     )
 
 
@@ -73,6 +74,11 @@ async def stop_all(
         ctx.stop.set()
     async with asyncio.timeout(within_s):
         await asyncio.gather(*tasks)
+
+
+def beating(ctx: ServiceContext) -> asyncio.Task[None]:
+    """The heartbeats service_main would send for ``ctx`` (risk judges ingest's)."""
+    return asyncio.create_task(send_heartbeats(ctx), name=f"{ctx.name}-heartbeats")
 
 
 def start(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
