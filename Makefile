@@ -14,7 +14,7 @@ COMPOSE_FILE := deploy/docker-compose.yml
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint bench up down clean distclean
+.PHONY: browser help install run test lint bench up down clean distclean
 
 help:
 	@echo "make run        the bot in paper mode against the simulator (dashboard: http://127.0.0.1:8000)"
@@ -40,8 +40,16 @@ run: $(STAMP)
 	if [ -t 1 ]; then export KHV_LOG_FORMAT=$${KHV_LOG_FORMAT:-console}; fi; \
 	$(EMBEDDED) $(BIN)/honcho -f deploy/Procfile -e deploy/paper.env -d . start
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(EMBEDDED) $(BIN)/pytest -q $(PYTEST_ARGS)
+
+# The dashboard's browser test drives Debian's Chromium (Playwright's own download does
+# not work here). Installed when missing and possible; without it that test skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	    && (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 \
+	    && apt-get install -y -q chromium >/dev/null 2>&1)) \
+	    || echo "chromium not installed: the dashboard's browser test will skip"; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

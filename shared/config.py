@@ -134,6 +134,9 @@ class ExecutionSettings(BaseModel):
         5, ge=0, le=99, description="an uneven arbitrage leg is sold back this far under the bid"
     )
     fade_interval_s: float = Field(0.1, gt=0, description="how often resting makers are reviewed")
+    maker_ttl_s: float = Field(
+        30.0, gt=0, description="a resting maker order is canceled after this"
+    )
     settle_poll_s: float = Field(
         30.0, gt=0, description="how often closed markets we hold are checked for a result"
     )

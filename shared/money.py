@@ -74,6 +74,12 @@ def format_dollars(value: Micros, places: int = 4) -> str:
     return _format_fixed(value, 6, places, "dollar amount")
 
 
+def format_usd(value: Micros) -> str:
+    """For people: exact, with two decimals unless the amount needs four or six."""
+    places = next(p for p in (2, 4, 6) if value % 10 ** (6 - p) == 0)
+    return format_dollars(value, places)
+
+
 def parse_count(text: str) -> Count:
     """``"10.00"`` -> 1000 hundredths of a contract. Up to two decimals, exact."""
     return _parse_fixed(text, 2, "contract count")

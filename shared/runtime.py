@@ -10,6 +10,9 @@ A service is an async ``body(ctx)`` run by :func:`service_main`:
   ``ctx.owned_shards`` (kept current from shard leases) to know which events
   are its own.
 * ``role="free"`` (dashboard, simulator): just runs.
+
+Every service also serves its Prometheus metrics (``shared/metrics.py``) on
+``metrics.base_port`` + its offset, unless ``metrics.enabled`` is false.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from typing import Any, Literal
 import redis.asyncio as aioredis
 import structlog
 
-from shared.bus.connection import TRANSIENT_ERRORS, connect_redis
+from shared import metrics
+from shared.bus.connection import TRANSIENT_ERRORS, connect_redis, raise_if_cancelling
 from shared.bus.lease import Lease, run_as_leader
 from shared.bus.publisher import Publisher
 from shared.bus.shards import ShardOwnership
@@ -150,6 +154,8 @@ async def _run(
     log.info(
         "starting", instance=ctx.instance, role=role, mode=settings.mode, version=package_version()
     )
+    metrics.serve(settings.metrics, name)
+    metrics.SERVICE_INFO.labels(name, ctx.instance, package_version()).set(1)
     heartbeat = asyncio.create_task(send_heartbeats(ctx), name="heartbeats")
     try:
         await _run_role(ctx, body, role)
@@ -217,6 +223,8 @@ async def send_heartbeats(ctx: ServiceContext) -> None:
     """Tell the bus every second that this instance lives, and in which role."""
     started = time.time()
     while True:
+        for role in metrics.ROLES:
+            metrics.SERVICE_ROLE.labels(ctx.name, role).set(1 if ctx.role == role else 0)
         beat = Heartbeat(
             service=ctx.name,
             instance=ctx.instance,
@@ -229,7 +237,9 @@ async def send_heartbeats(ctx: ServiceContext) -> None:
             async with asyncio.timeout(HEARTBEAT_INTERVAL_S * 2):
                 await ctx.publisher.publish(HEARTBEATS, beat)
         except (TimeoutError, *TRANSIENT_ERRORS):
-            pass  # the publisher already logs outages; a missed beat is the signal
+            # the publisher already logs outages; a missed beat is the signal. redis-py can
+            # turn our own cancellation into a connection error: that one must end the loop
+            raise_if_cancelling()
         await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
 

@@ -1,4 +1,4 @@
-"""The dashboard gateway process: serves the HTTP API on 127.0.0.1:8000 by default."""
+"""The dashboard gateway process: the API, the live WebSocket and the web UI on 127.0.0.1:8000."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from shared.runtime import ServiceContext, service_main
 
 log = structlog.get_logger("dashboard")
 
-DESCRIPTION = "Dashboard gateway: status, health and (later) the web UI and controls."
+DESCRIPTION = "Dashboard gateway: REST API, live WebSocket, controls (bearer token) and the web UI."
 
 
 async def run(ctx: ServiceContext) -> None:
     settings = ctx.settings
+    if settings.dashboard_token is None:
+        log.warning("controls are off: set DASHBOARD_TOKEN to enable kill, halt and resume")
     app = create_app(settings, ctx.redis)
     config = uvicorn.Config(
         app,
@@ -33,9 +35,11 @@ async def run(ctx: ServiceContext) -> None:
     log.info(
         "dashboard listening", url=f"http://{settings.dashboard.host}:{settings.dashboard.port}"
     )
-    await ctx.stop.wait()
-    server.should_exit = True
-    await serving
+    try:
+        await ctx.stop.wait()
+    finally:
+        server.should_exit = True
+        await serving
 
 
 def main(argv: list[str] | None = None) -> int:

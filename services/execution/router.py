@@ -8,7 +8,7 @@
   episode is one audit record.
 * **Maker**: a post-only bid one tick above the best bid, never crossing and
   never above the signal's price. It is faded (canceled) when its signal
-  expires, and repriced when someone bids above it, up to ``max_reprices``
+  maker lifetime ends, and repriced when someone bids above it, up to ``max_reprices``
   times; each repricing is a new order with its own derived client order id.
 
 Every order is claimed in Postgres before it is sent (a claimed id is never
@@ -53,6 +53,8 @@ API_ERROR: Final = "api_error"
 @dataclass(frozen=True, slots=True)
 class RouterConfig:
     max_reprices: int = 3
+    maker_ttl_ns: int = 30 * 10**9
+    """A resting maker order lives this long (its signal's own expiry is for takers)."""
     unwind_slippage: Micros = 50_000
     """Five cents under the best bid at most, when selling back an uneven leg."""
 
@@ -69,6 +71,7 @@ class Maker:
     """The signal's leg: its price caps every repricing."""
     bid: Leg
     """The order as placed."""
+    expires_ns: int
 
 
 Report = Callable[[VenueOrder, Leg, list[Hop]], Awaitable[None]]
@@ -230,7 +233,8 @@ class Router:
         request = OrderRequest(coid, bid, TimeInForce.GTC, post_only=True)
         result = await self.send(request, intent.hops if attempt == 0 else [])
         if not result.done:
-            self.makers[coid] = Maker(intent, index, attempt, result, leg, bid)
+            expires = self.clock() + self.config.maker_ttl_ns
+            self.makers[coid] = Maker(intent, index, attempt, result, leg, bid, expires)
 
     def _maker_price(self, leg: Leg) -> Micros | None:
         """One tick above the best bid, under the best ask, at most the signal's price."""
@@ -252,8 +256,8 @@ class Router:
             if maker.order.done:
                 self.makers.pop(coid, None)
                 continue
-            if now > maker.intent.expires_ns:
-                await self._cancel_maker(coid, "signal expired: edge gone")
+            if now > maker.expires_ns:
+                await self._cancel_maker(coid, "maker order expired: edge no longer known")
                 continue
             book = self.books.book(maker.leg.market)
             best = None if book is None else book.best_bid(maker.leg.side)

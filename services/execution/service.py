@@ -26,6 +26,7 @@ from services.execution.records import RESTING, UNRESOLVED, ExecutionStore
 from services.execution.router import Router, RouterConfig
 from services.execution.settlement import Settler
 from services.execution.venue import Venue, VenueOrder
+from shared import metrics
 from shared.bus.consumer import Consumer, Delivery
 from shared.bus.follower import LAST, Follower
 from shared.fees import FeeError, FeeRate, maker_rate, taker_rate
@@ -49,7 +50,6 @@ from shared.messages import (
     PortfolioState,
     TradingState,
 )
-from shared.metrics import TICK_TO_ORDER, serve
 from shared.money import cents
 from shared.risk import TradingStateMachine
 from shared.runtime import ServiceContext, ServiceError, run_until_stopped, service_main
@@ -96,13 +96,19 @@ class Execution:
         self._reported: dict[str, tuple[OrderStatus, int, int]] = {}
         self.signer = signer_of(ctx)
         self.venue = self._venue()
+        if isinstance(self.venue, LiveVenue):
+            metrics.KALSHI.watch_rest(self.venue.rest, "execution")
         config = ctx.settings.execution
         self.router = Router(
             self.venue,
             store,
             self.books,
             self.report,
-            RouterConfig(config.max_reprices, cents(config.unwind_slippage_cents)),
+            RouterConfig(
+                config.max_reprices,
+                int(config.maker_ttl_s * 1e9),
+                cents(config.unwind_slippage_cents),
+            ),
         )
         redis, prefix, bus = ctx.redis, ctx.settings.key_prefix, ctx.settings.bus
         self.consumers = [
@@ -165,6 +171,10 @@ class Execution:
     async def on_fill(self, fill: Fill) -> None:
         if await self.store.record_fill(fill, self.ledger):
             await self.ctx.publisher.publish(FILLS, fill)
+            labels = ("taker" if fill.is_taker else "maker", "paper" if fill.paper else "live")
+            metrics.FILLS.labels(*labels).inc()
+            metrics.FILLED_CONTRACTS.labels(*labels).inc(fill.count / 100)
+            metrics.FEES.labels(labels[1]).inc(metrics.dollars(fill.fee))
             log.info(
                 "fill",
                 market=fill.market,
@@ -210,6 +220,7 @@ class Execution:
             hops=list(hops),
         )
         await self.ctx.publisher.publish(ORDERS, event)
+        metrics.ORDERS.labels(order.status.value).inc()
 
     async def on_settled(self, settled: MarketSettled) -> None:
         if await self.store.record_settlement(settled, self.ledger):
@@ -223,7 +234,7 @@ class Execution:
             if isinstance(delivery.message, OrderIntent):
                 await self.router.execute(delivery.message)
         for sample in self.router.tick_to_order_ns:
-            TICK_TO_ORDER.observe(sample / 1e9)
+            metrics.TICK_TO_ORDER.observe(sample / 1e9)
         self.router.tick_to_order_ns.clear()
 
     async def on_market_data(self, deliveries: list[Delivery]) -> None:
@@ -312,6 +323,9 @@ class Execution:
                     "cash_micros": str(self.ledger.cash),
                 }
             )
+            metrics.EXECUTION_HALTED.set(1 if self.router.halted else 0)
+            metrics.MAKERS.set(len(self.router.makers))
+            metrics.VENUE_READY.set(1 if self.venue.ready else 0)
             await asyncio.sleep(interval)
 
     async def run(self) -> None:
@@ -337,6 +351,7 @@ class Execution:
             log.warning("no Kalshi key: settlements are not polled")
             return None
         rest = KalshiRest.from_settings(self.ctx.settings.kalshi, self.signer)
+        metrics.KALSHI.watch_rest(rest, "settlement")
         return Settler(
             rest,
             self.ledger,
@@ -354,7 +369,6 @@ class Execution:
 
 
 async def run(ctx: ServiceContext) -> None:
-    serve(ctx.settings.metrics, "execution")
     pool = await open_migrated(ctx.settings.database_url, what="execution")
     try:
         store = ExecutionStore(pool)

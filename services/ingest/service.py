@@ -26,6 +26,7 @@ from services.ingest.nws import NwsPoller
 from services.ingest.polymarket import PolymarketFeed
 from services.ingest.recorder import Recorder
 from services.ingest.trades import TradeFeed, TradeSubscription, WsRouter
+from shared import metrics
 from shared.bus.lease import Lease, run_as_leader
 from shared.kalshi.errors import KalshiError
 from shared.kalshi.rest import KalshiRest
@@ -102,6 +103,14 @@ class Ingest:
             started_ns=time.time_ns(),
         )
         self.followed: set[str] = set()
+        metrics.KALSHI.watch_rest(self.rest, "ingest")
+        metrics.KALSHI.watch_ws(self.ws, "ingest")
+        self.totals: list[tuple[metrics.CounterFrom, Callable[[], int]]] = [
+            (metrics.CounterFrom(metrics.DELTAS), lambda: self.feed.deltas),
+            (metrics.CounterFrom(metrics.GAPS), lambda: self.keeper.gaps),
+            (metrics.CounterFrom(metrics.MD_ITEMS), lambda: self.outbox.published),
+            (metrics.CounterFrom(metrics.TRADES), lambda: self.trades.published),
+        ]
 
     async def discover(self) -> None:
         await self.discovery.refresh()
@@ -129,6 +138,7 @@ class Ingest:
         await self.subscriptions.repair()
         await self.watch_connection()
         self.ctx.info.update(self.info())
+        self.export()
 
     async def watch_connection(self) -> None:
         now = time.time_ns()
@@ -153,6 +163,22 @@ class Ingest:
             "gaps": str(self.keeper.gaps),
             "kalshi_feed": {True: "fresh", False: "stale", None: "starting"}[self.freshness.fresh],
         }
+
+    def export(self) -> None:
+        """Prometheus: books by state, the Kalshi feed's freshness, the running totals."""
+        valid = sum(self.keeper.is_valid(m) for m in self.followed)
+        stale = self.freshness.fresh is False  # valid books on a stale feed are not current
+        metrics.MARKETS_FOLLOWED.set(len(self.followed))
+        metrics.BOOKS.labels("valid").set(0 if stale else valid)
+        metrics.BOOKS.labels("stale").set(valid if stale else 0)
+        metrics.BOOKS.labels("invalid").set(len(self.followed) - valid)
+        if self.freshness.fresh is not None:
+            metrics.FEED_FRESH.labels(KALSHI_FEED).set(0 if stale else 1)
+        if self.ws.last_message_monotonic:
+            silence = time.monotonic() - self.ws.last_message_monotonic
+            metrics.FEED_SILENCE.labels(KALSHI_FEED).set(silence)
+        for counter, total in self.totals:
+            counter.update(total())
 
     def loops(self) -> list[Coroutine[Any, Any, None]]:
         stop, settings = self.ctx.stop, self.ctx.settings.ingest

@@ -27,8 +27,9 @@ import structlog
 
 from services.risk.guardian import Decision, Guardian
 from services.risk.store import RiskStore
+from shared import metrics
 from shared.bus.consumer import Consumer, Delivery
-from shared.bus.follower import Follower
+from shared.bus.follower import NOW, Follower
 from shared.config import Settings
 from shared.ledger import Ledger
 from shared.messages import (
@@ -40,10 +41,12 @@ from shared.messages import (
     MarketSettled,
     Message,
     OrderEvent,
+    PortfolioState,
     Side,
     Signal,
 )
 from shared.risk import PortfolioView, TradingStateMachine, Transition, day_start_ns
+from shared.risk.trading_state import API_ERROR_RATE, CLEARED_BY_RESUME, FEED_STALE_PREFIX
 from shared.runtime import ServiceContext, run_until_stopped, service_main
 from shared.store.migrations import open_migrated
 from shared.store.pool import Pool
@@ -69,6 +72,8 @@ DESCRIPTION = (
 )
 GROUP: Final = "risk"
 CLOCK_S: Final = 1.0
+HALT_REASONS: Final = {*CLEARED_BY_RESUME, API_ERROR_RATE, f"{FEED_STALE_PREFIX}kalshi"}
+"""Exported as ``khv_risk_halt`` from the start (0 when not in force); others as they occur."""
 
 
 async def load_guardian(settings: Settings, store: RiskStore, now_ns: int) -> Guardian:
@@ -115,6 +120,7 @@ class Risk:
         self.guardian = guardian
         self.store = store
         self._dirty = True
+        self._halt_reasons = set(HALT_REASONS)
         settings = ctx.settings
         every_shard = range(settings.bus.shards)
         self.consumers = [
@@ -126,7 +132,7 @@ class Risk:
         ]
         redis, prefix = ctx.redis, settings.key_prefix
         self.markets = Follower(redis, prefix, MARKETS, self.on_markets)
-        self.heartbeats = Follower(redis, prefix, HEARTBEATS, self.on_heartbeats, start="$")
+        self.heartbeats = Follower(redis, prefix, HEARTBEATS, self.on_heartbeats, start=NOW)
 
     def _consumer(
         self,
@@ -175,6 +181,8 @@ class Risk:
             self._dirty = True
         for decision in loud:
             self._log(decision)
+        for decision in decisions:
+            metrics.DECISIONS.labels(decision.verdict.reason.value).inc()
 
     @staticmethod
     def _log(decision: Decision) -> None:
@@ -265,6 +273,7 @@ class Risk:
         state = self.guardian.state(time.time_ns())
         await self.ctx.publisher.publish(PORTFOLIO, state)
         self._dirty = False
+        self.export(state)
         self.ctx.info.update(
             {
                 "trading_state": state.trading_state.value,
@@ -274,11 +283,32 @@ class Risk:
             }
         )
 
+    def export(self, state: PortfolioState) -> None:
+        """Prometheus gauges of the trading state and the portfolio (dollars: display only)."""
+        reasons = self.guardian.trading.reasons
+        self._halt_reasons |= reasons
+        for reason in self._halt_reasons:
+            metrics.HALT.labels(reason).set(1 if reason in reasons else 0)
+        metrics.TRADING_STATE.set(metrics.TRADING_STATE_CODES[state.trading_state.value])
+        metrics.HALTED_MARKETS.set(len(state.halted_markets))
+        metrics.RECOVERY_MODE.set(1 if state.recovery_mode else 0)
+        metrics.NAV.set(metrics.dollars(state.nav))
+        metrics.CASH.set(metrics.dollars(state.cash))
+        metrics.PEAK_NAV.set(metrics.dollars(state.peak_nav))
+        metrics.DAILY_PNL.set(metrics.dollars(state.daily_pnl))
+        metrics.DRAWDOWN.set(state.drawdown_ppm / 1_000_000)
+        portfolio = self.guardian.portfolio
+        metrics.EXPOSURE.set(metrics.dollars(sum(portfolio.exposure_by_market().values())))
+        metrics.POSITIONS.set(len(state.positions))
+        metrics.OPEN_ORDERS.set(len(portfolio.open_orders))
+
     # --- loops --------------------------------------------------------------------------
 
     async def clock(self) -> None:
         while not self.ctx.stop.is_set():
-            await self.apply(self.guardian.clock(time.time_ns()))
+            now = time.time_ns()
+            await self.apply(self.guardian.clock(now))
+            self.export(self.guardian.state(now))  # marks move NAV between publishes
             await asyncio.sleep(CLOCK_S)
 
     async def publisher(self) -> None:

@@ -120,8 +120,8 @@ class RiskStore:
             await cur.executemany(
                 "INSERT INTO signals (signal_id, ts, strategy, kind, event, legs, edge_micros,"
                 " model_p, kelly_fraction, confidence, ev_micros, aroc, size_centi,"
-                " expires_at, reasons) VALUES"
-                " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " expires_at, reasons, score) VALUES"
+                " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (signal_id) DO NOTHING",
                 [_signal_row(d, ts) for d in decisions],
             )
@@ -229,6 +229,7 @@ def _signal_row(d: Decision, ts: datetime) -> tuple[Any, ...]:
         max((leg.count for leg in s.legs), default=0),
         ts_from_ns(s.expires_ns),
         list(s.reasons),
+        s.score,
     )
 
 

@@ -19,6 +19,8 @@ from services.simulator.scenarios import SCENARIOS
 from services.simulator.server import serve_forever
 from services.simulator.state import CLOCKS, SimSettings
 from services.simulator.ws import DEFAULT_QUEUE_LIMIT
+from shared.config import ConfigError, MetricsSettings, load_settings
+from shared.metrics import serve as serve_metrics
 
 DESCRIPTION = "A Kalshi-compatible exchange simulator (REST + WebSocket)."
 
@@ -91,6 +93,14 @@ def settings_from(args: argparse.Namespace) -> SimSettings:
     )
 
 
+def metrics_settings() -> MetricsSettings:
+    """The shared ``metrics`` settings (KHV_METRICS__*); the defaults if the rest is unset."""
+    try:
+        return load_settings().metrics
+    except ConfigError:
+        return MetricsSettings()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -99,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"simulator: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s simulator %(message)s")
+    serve_metrics(metrics_settings(), "simulator")
     logging.info(
         "listening on http://%s:%d/trade-api/v2 (scenario %s, seed %d, %d accounts)",
         settings.host, settings.port, settings.scenario, settings.seed, len(settings.accounts),

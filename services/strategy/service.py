@@ -19,6 +19,7 @@ from typing import Final
 import structlog
 
 from services.strategy.engine import OBSERVATION_TYPES, StrategyEngine
+from shared import metrics
 from shared.bus.consumer import Consumer, Delivery
 from shared.bus.follower import LAST, Follower
 from shared.messages import (
@@ -59,6 +60,7 @@ class Strategy:
             settings.strategy, current_upper_bp=settings.feeds.fed.current_upper_bp
         )
         self._owned: set[int] | None = None
+        self._scans = metrics.CounterFrom(metrics.SCANS)
         redis, prefix = ctx.redis, settings.key_prefix
         self.md = Consumer(
             redis,
@@ -117,6 +119,7 @@ class Strategy:
             signal.hops = list(hops)
         await self.ctx.publisher.publish_many(SIGNALS, signals, events=[s.event for s in signals])
         for signal in signals:
+            metrics.SIGNALS.labels(signal.strategy, signal.kind).inc()
             log.info(
                 "signal",
                 signal_id=signal.signal_id,
@@ -144,14 +147,17 @@ class Strategy:
         while not self.ctx.stop.is_set():
             self._sync_owner()
             await self.publish(self.engine.tick(time.time_ns()), [])
+            trusted = len(self.engine.books.trusted())
             self.ctx.info.update(
                 {
                     "scans": str(self.engine.scans),
                     "signals": str(self.engine.emitted),
                     "markets": str(len(self.engine.catalog)),
-                    "books_trusted": str(len(self.engine.books.trusted())),
+                    "books_trusted": str(trusted),
                 }
             )
+            self._scans.update(self.engine.scans)
+            metrics.BOOKS_TRUSTED.set(trusted)
             await asyncio.sleep(TICK_S)
 
     async def run(self) -> None:

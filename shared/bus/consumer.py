@@ -17,6 +17,7 @@ id), so each effect happens exactly once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -25,8 +26,10 @@ from typing import Any
 import psycopg
 import redis.asyncio as aioredis
 import structlog
+from prometheus_client import Histogram
 from redis.exceptions import ResponseError
 
+from shared import metrics
 from shared.backoff import Backoff
 from shared.bus.codec import PAYLOAD_FIELD, Codec, DecodeError
 from shared.bus.connection import (
@@ -104,6 +107,14 @@ class Consumer:
         self._stop = asyncio.Event()
         self.handled = 0
         self.dead_lettered = 0
+        labels = (spec.name, group)
+        self._consumed = metrics.CONSUMED.labels(*labels)
+        self._errors = metrics.HANDLER_ERRORS.labels(*labels)
+        self._retries = metrics.HANDLER_RETRIES.labels(*labels)
+        self._dead = metrics.DEAD_LETTERED.labels(*labels)
+        self._reclaimed = metrics.RECLAIMED.labels(*labels)
+        self._handler_seconds = metrics.HANDLER_SECONDS.labels(*labels)
+        self._hop_latency: dict[str, Histogram] = {}
         self.set_shards(shards)
 
     # --- which streams --------------------------------------------------------------
@@ -131,6 +142,17 @@ class Consumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, riding out Redis outages."""
+        sampler = asyncio.create_task(self._sample_every(stop), name=f"lag:{self.spec.name}")
+        try:
+            await self._consume(stop)
+        finally:
+            sampler.cancel()
+            await asyncio.gather(sampler, return_exceptions=True)
+            for gauge in (metrics.CONSUMER_LAG, metrics.PENDING):
+                with contextlib.suppress(KeyError):  # a stopped consumer reports nothing
+                    gauge.remove(self.spec.name, self.group)
+
+    async def _consume(self, stop: asyncio.Event) -> None:
         self._stop = stop
         backoff = Backoff()
         while not stop.is_set():
@@ -180,7 +202,7 @@ class Consumer:
             count=self.batch,
             block=self.block_ms,
         )
-        return await self._process_reply(reply)
+        return await self._process_reply(reply, first=True)
 
     async def _ensure_groups(self) -> None:
         for key in self._keys:
@@ -209,17 +231,19 @@ class Consumer:
                 self._backlog.pop(key, None)
         return await self._process_reply(reply)
 
-    async def _process_reply(self, reply: Any) -> int:
+    async def _process_reply(self, reply: Any, *, first: bool = False) -> int:
         count = 0
         for key_raw, entries in reply or []:
-            count += await self._process(key_raw.decode(), entries)
+            count += await self._process(key_raw.decode(), entries, first=first)
         return count
 
     # --- handling ---------------------------------------------------------------------
 
-    async def _process(self, key: str, entries: Entries) -> int:
+    async def _process(self, key: str, entries: Entries, *, first: bool = False) -> int:
+        """Decode and handle entries; ``first``: their first delivery (hop latency is taken)."""
         deliveries: list[Delivery] = []
         settled: list[bytes] = []
+        now_ns = time.time_ns()
         for raw_id, fields in entries:
             if not fields:
                 settled.append(raw_id)  # trimmed away before we got to it
@@ -233,15 +257,27 @@ class Consumer:
                 settled.append(raw_id)
                 continue
             deliveries.append(Delivery(key, raw_id.decode(), message))
+            if first and message.hops:
+                self._observe_hop(message, now_ns)
         if settled:
             await self._ack(key, settled)
         if deliveries:
             await self._handle(key, deliveries)
         return len(entries)
 
+    def _observe_hop(self, message: Message, now_ns: int) -> None:
+        """Previous hop's stamp to now, as ``<previous hop>-><group>`` (e.g. ingest->strategy)."""
+        last = message.hops[-1]
+        histogram = self._hop_latency.get(last.name)
+        if histogram is None:
+            histogram = metrics.HOP_LATENCY.labels(f"{last.name}->{self.group}")
+            self._hop_latency[last.name] = histogram
+        histogram.observe(max(0, now_ns - last.ts_ns) / 1e9)
+
     async def _handle(self, key: str, deliveries: list[Delivery]) -> None:
         try:
-            await self._call_handler(deliveries)
+            with self._handler_seconds.time():
+                await self._call_handler(deliveries)
         except Exception:
             if len(deliveries) == 1:
                 await self._failed(key, deliveries[0])
@@ -251,6 +287,7 @@ class Consumer:
             return
         await self._ack(key, [d.id.encode() for d in deliveries])
         self.handled += len(deliveries)
+        self._consumed.inc(len(deliveries))
         for delivery in deliveries:
             self._failures.pop(delivery.id, None)
 
@@ -268,6 +305,7 @@ class Consumer:
             except TRANSIENT as exc:
                 if self._stop.is_set():
                     raise
+                self._retries.inc()
                 log.warning(
                     "handler dependency unavailable, retrying",
                     stream=self.spec.name,
@@ -279,6 +317,7 @@ class Consumer:
 
     async def _failed(self, key: str, delivery: Delivery) -> None:
         failures = self._failures.get(delivery.id, 0) + 1
+        self._errors.inc()
         log.exception(
             "handler failed",
             stream=self.spec.name,
@@ -329,6 +368,7 @@ class Consumer:
 
         await retry_transient(xadd, "xadd dead letter")
         self.dead_lettered += 1
+        self._dead.inc()
         log.error(
             "dead-lettered", stream=key, group=self.group, message_id=message_id, reason=reason
         )
@@ -352,6 +392,7 @@ class Consumer:
                 # Redis 7 answers [next, entries, deleted]; Redis 6.2 only [next, entries].
                 next_id, entries = reply[0], reply[1]
                 if entries:
+                    self._reclaimed.inc(len(entries))
                     log.info(
                         "reclaimed pending entries",
                         stream=key,
@@ -397,6 +438,42 @@ class Consumer:
                 await self.redis.xgroup_delconsumer(key, self.group, name)
 
     # --- observability ------------------------------------------------------------------
+
+    async def sample(self) -> tuple[int, int]:
+        """The group's lag and pending entries over this consumer's keys, into the gauges.
+
+        One pipelined XINFO GROUPS per call. Lag is what Redis (>= 7) reports; a key whose
+        lag Redis cannot tell (entries deleted inside the unread range) is left out.
+        """
+        keys = list(self._keys)
+        if not keys:
+            return 0, 0
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.xinfo_groups(key)
+        lag = pending = 0
+        for reply in await pipe.execute(raise_on_error=False):
+            if isinstance(reply, Exception):
+                continue  # no stream yet
+            for info in reply:
+                name = info["name"]
+                if (name.decode() if isinstance(name, bytes) else name) != self.group:
+                    continue
+                pending += int(info["pending"])
+                lag += int(info.get("lag") or 0)
+        metrics.CONSUMER_LAG.labels(self.spec.name, self.group).set(lag)
+        metrics.PENDING.labels(self.spec.name, self.group).set(pending)
+        return lag, pending
+
+    async def _sample_every(self, stop: asyncio.Event) -> None:
+        """Lag and pending every ``metrics.SAMPLE_EVERY_S``; a failed sample is skipped."""
+        while not stop.is_set():
+            try:
+                await self.sample()
+            except Exception as exc:  # instrumentation never stops a consumer
+                raise_if_cancelling()
+                log.debug("lag sample failed", stream=self.spec.name, error=repr(exc))
+            await asyncio.sleep(metrics.SAMPLE_EVERY_S)
 
     async def pending(self) -> int:
         """Entries delivered to this group and not yet acked, over all its keys."""

@@ -28,6 +28,8 @@ log = structlog.get_logger("bus")
 
 LAST: Final = "last"
 """Start at the newest entry already in the stream (or at its start when empty)."""
+NOW: Final = "$"
+"""Start after the newest entry already in the stream: only what comes from now on."""
 
 FollowHandler = Callable[[list[Message]], Awaitable[None] | None]
 
@@ -45,17 +47,24 @@ class Follower:
         start: str = "0",
         batch: int = 512,
         block_ms: int = 1000,
+        shards: int = 0,
     ) -> None:
+        """``shards``: for a sharded stream, how many (every shard is followed)."""
         self.redis: Any = redis
-        self.key = stream_key(prefix, spec)
+        keys = (
+            [stream_key(prefix, spec, shard) for shard in range(shards)]
+            if spec.sharded
+            else [stream_key(prefix, spec)]
+        )
+        self.cursors = dict.fromkeys(keys, start)
         self.spec = spec
         self.handler = handler
         self.codec = Codec(spec)
-        self.cursor = start
         self.batch = batch
         self.block_ms = block_ms
         self.handled = 0
         self.malformed = 0
+        self.failed = 0
         self.caught_up = asyncio.Event()
         """Set once the entries present at start have been handled."""
 
@@ -69,33 +78,37 @@ class Follower:
             except TRANSIENT_ERRORS as exc:
                 log.warning("follower waiting for redis", stream=self.spec.name, error=str(exc))
                 await backoff.wait()
+            except Exception:  # a handler's bug must not stop the stream: logged, skipped
+                self.failed += 1
+                log.exception("follower handler failed; entries skipped", stream=self.spec.name)
 
     async def poll_once(self) -> int:
-        if self.cursor == LAST:
-            newest = await self.redis.xrevrange(self.key, count=1)
-            self.cursor = newest[0][0].decode() if newest else "0"
-            if newest:
-                await self._handle(newest)
+        for key, cursor in self.cursors.items():
+            if cursor in (LAST, NOW):
+                # "$" must become an id once: XREAD with "$" again would miss what came between
+                newest = await self.redis.xrevrange(key, count=1)
+                self.cursors[key] = newest[0][0].decode() if newest else "0"
+                if newest and cursor == LAST:
+                    await self._handle(key, newest)
         block = self.block_ms if self.caught_up.is_set() else None
-        reply = await self.redis.xread({self.key: self.cursor}, count=self.batch, block=block)
-        entries = reply[0][1] if reply else []
-        if not entries:
+        reply = await self.redis.xread(self.cursors, count=self.batch, block=block)
+        handled = 0
+        for raw_key, entries in reply or []:
+            await self._handle(raw_key.decode(), entries)
+            handled += len(entries)
+        if not handled:
             self.caught_up.set()
-            return 0
-        await self._handle(entries)
-        return len(entries)
+        return handled
 
-    async def _handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    async def _handle(self, key: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         messages: list[Message] = []
         for raw_id, fields in entries:
-            self.cursor = raw_id.decode()
+            self.cursors[key] = raw_id.decode()
             try:
                 messages.append(self.codec.decode_entry(fields))
             except DecodeError as exc:
                 self.malformed += 1
-                log.error(
-                    "malformed entry skipped", stream=self.spec.name, id=self.cursor, error=str(exc)
-                )
+                log.error("malformed entry skipped", stream=key, id=raw_id.decode(), error=str(exc))
         if messages:
             result = self.handler(messages)
             if result is not None:

@@ -8,7 +8,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
+from prometheus_client import Counter
 
+from shared import metrics
 from shared.backoff import Backoff
 from shared.bus.codec import PAYLOAD_FIELD, Codec
 from shared.bus.connection import TRANSIENT_ERRORS, retry_transient
@@ -32,6 +34,7 @@ class Publisher:
         self.hop = hop
         """If set, every published message is stamped with this hop name."""
         self._codecs: dict[str, Codec] = {}
+        self._counters: dict[str, Counter] = {}
         self.published = 0
 
     def codec(self, spec: StreamSpec) -> Codec:
@@ -39,6 +42,14 @@ class Publisher:
         if codec is None:
             codec = self._codecs[spec.name] = Codec(spec)
         return codec
+
+    def count(self, spec: StreamSpec, n: int = 1) -> None:
+        """Count ``n`` messages published to ``spec`` (``khv_bus_published_total``)."""
+        counter = self._counters.get(spec.name)
+        if counter is None:
+            counter = metrics.PUBLISHED.labels(self.hop or "unknown", spec.name)
+            self._counters[spec.name] = counter
+        counter.inc(n)
 
     def key_for(self, spec: StreamSpec, event: str | None = None) -> str:
         """The stream key a message goes to; sharded streams need the event ticker."""
@@ -69,6 +80,7 @@ class Publisher:
 
         entry_id = await retry_transient(xadd, f"xadd {key}")
         self.published += 1
+        self.count(spec)
         return entry_id.decode()
 
     async def publish_many(
@@ -91,6 +103,7 @@ class Publisher:
 
         ids = await retry_transient(pipelined, f"xadd x{len(entries)} {spec.name}")
         self.published += len(ids)
+        self.count(spec, len(ids))
         return [entry_id.decode() for entry_id in ids]
 
 
@@ -110,8 +123,8 @@ class ObserverPublisher:
 
     def offer(self, spec: StreamSpec, message: Message, *, event: str | None = None) -> None:
         if self._queue.full():
-            self._queue.get_nowait()
-            self.dropped += 1
+            dropped, _, _ = self._queue.get_nowait()
+            self._dropped(dropped)
         self._queue.put_nowait((spec, message, event))
 
     def start(self) -> None:
@@ -123,6 +136,10 @@ class ObserverPublisher:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+
+    def _dropped(self, spec: StreamSpec) -> None:
+        self.dropped += 1
+        metrics.OBSERVER_DROPPED.labels(self.publisher.hop or "unknown", spec.name).inc()
 
     async def _drain(self) -> None:
         backoff = Backoff()
@@ -136,8 +153,9 @@ class ObserverPublisher:
                     maxlen=spec.maxlen,
                     approximate=True,
                 )
+                self.publisher.count(spec)
                 backoff.reset()
             except TRANSIENT_ERRORS as exc:
-                self.dropped += 1
+                self._dropped(spec)
                 log.warning("observer publish failed, dropped", stream=spec.name, error=str(exc))
                 await backoff.wait()

@@ -96,3 +96,12 @@ def test_arithmetic_helpers():
 def test_notional_rejects_off_grid_prices():
     with pytest.raises(MoneyFormatError):
         notional(1, 1)
+
+
+def test_format_usd_is_exact_with_two_decimals_unless_more_are_needed():
+    from shared.money import format_usd
+
+    assert format_usd(130_000) == "0.13"
+    assert format_usd(400_100) == "0.4001"
+    assert format_usd(1_234) == "0.001234"
+    assert format_usd(-5_500_000) == "-5.50"

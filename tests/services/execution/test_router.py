@@ -245,10 +245,13 @@ async def test_a_maker_behind_a_queue_waits_for_it(parts):
     assert [f.count for f in recorder.fills] == [contracts(1)]
 
 
-async def test_an_expired_maker_is_faded(parts):
+async def test_a_maker_is_faded_when_its_lifetime_ends_not_before(parts):
     router, venue, recorder, _ = parts
-    await router.execute(intent("m1", buy(A, Side.YES, 35, 4), route=Route.MAKER, expires=NOW + 5))
-    router.clock = lambda: NOW + 10
+    await router.execute(intent("m1", buy(A, Side.YES, 35, 4), route=Route.MAKER))
+    router.clock = lambda: NOW + router.config.maker_ttl_ns
+    await router.fade()
+    assert recorder.events[-1][0].status is OrderStatus.RESTING
+    router.clock = lambda: NOW + router.config.maker_ttl_ns + 1
     await router.fade()
     assert recorder.events[-1][0].status is OrderStatus.CANCELED
     assert await venue.open_orders() == []

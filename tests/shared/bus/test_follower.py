@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from shared.bus.follower import LAST, Follower
+from shared.bus.follower import LAST, NOW, Follower
 from shared.bus.publisher import Publisher
 from shared.messages import Command, ControlCommand, Message
 from shared.streams import CONTROL, stream_key
@@ -68,3 +68,15 @@ async def test_a_malformed_entry_is_skipped_and_counted(aredis, key_prefix):
     assert follower.malformed == 1 and len(seen) == 1 and follower.caught_up.is_set() is False
     await follower.poll_once()
     assert follower.caught_up.is_set()
+
+
+async def test_from_now_nothing_that_comes_between_two_reads_is_missed(aredis, key_prefix):
+    publisher = Publisher(aredis, key_prefix, shards=1)
+    await publisher.publish(CONTROL, command(0))  # before the start: not ours
+    seen: list[Message] = []
+    follower = Follower(aredis, key_prefix, CONTROL, seen.extend, start=NOW, block_ms=10)
+    await follower.poll_once()
+    for n in range(1, 4):  # while nobody reads
+        await publisher.publish(CONTROL, command(n))
+    await follower.poll_once()
+    assert [m.command_id for m in seen if isinstance(m, ControlCommand)] == ["c1", "c2", "c3"]
