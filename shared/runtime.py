@@ -25,7 +25,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
@@ -35,13 +35,14 @@ import structlog
 
 from shared import metrics
 from shared.bus.connection import TRANSIENT_ERRORS, connect_redis, raise_if_cancelling
+from shared.bus.consumer import Consumer, Handler
 from shared.bus.lease import Lease, run_as_leader
 from shared.bus.publisher import Publisher
 from shared.bus.shards import ShardOwnership
 from shared.config import ConfigError, Settings, load_settings
 from shared.logs import configure_logging, register_secret
 from shared.messages import Heartbeat
-from shared.streams import HEARTBEATS
+from shared.streams import HEARTBEATS, StreamSpec
 
 log = structlog.get_logger("runtime")
 
@@ -241,6 +242,35 @@ async def send_heartbeats(ctx: ServiceContext) -> None:
             # turn our own cancellation into a connection error: that one must end the loop
             raise_if_cancelling()
         await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+
+
+TRADING_BLOCK_MS = 100
+"""Consumers on the trading path wake at least this often (stop, shard changes)."""
+
+
+def consumer(
+    ctx: ServiceContext,
+    spec: StreamSpec,
+    group: str,
+    handler: Handler,
+    shards: Iterable[int] | None = None,
+) -> Consumer:
+    """A consumer of ``spec`` for this service instance, tuned by the ``bus`` settings."""
+    bus = ctx.settings.bus
+    return Consumer(
+        ctx.redis,
+        ctx.settings.key_prefix,
+        spec,
+        group=group,
+        name=ctx.instance,
+        handler=handler,
+        shards=shards,
+        batch=bus.batch,
+        block_ms=min(bus.block_ms, TRADING_BLOCK_MS),
+        claim_idle_ms=bus.claim_idle_ms,
+        claim_every_ms=bus.claim_every_ms,
+        max_failures=bus.max_failures,
+    )
 
 
 async def wait_until_stopped(ctx: ServiceContext) -> None:

@@ -54,9 +54,10 @@ from psycopg.rows import TupleRow
 
 from shared.config import ConfigError, load_settings
 from shared.ledger import Ledger, LedgerError
-from shared.messages import Action, Fill, Side
+from shared.messages import Fill
 from shared.money import Count, Micros, format_count, format_dollars, notional
 from shared.performance import EquityPoint, Report, build_report
+from shared.store.ledger import FILL_COLUMNS, fill_from_row
 from shared.store.pool import StoreUnavailable, open_pool
 
 Scope: TypeAlias = Literal["paper", "live", "all"]
@@ -184,27 +185,10 @@ async def _has_schema(conn: Connection) -> bool:
 
 
 async def _fills(conn: Connection, window: Window) -> list[Fill]:
-    query = sql.SQL(
-        "SELECT trade_id, order_id, client_order_id, market, side, action, price_micros,"
-        " count_centi, fee_micros, is_taker, ts, paper FROM fills{} ORDER BY ts, trade_id"
-    ).format(_where(window, "ts", from_since=False, by_scope=True))
-    return [
-        Fill(
-            trade_id=r[0],
-            order_id=r[1],
-            client_order_id=r[2],
-            market=r[3],
-            side=Side(r[4]),
-            action=Action(r[5]),
-            price=r[6],
-            count=r[7],
-            fee=r[8],
-            is_taker=r[9],
-            ts_ns=to_ns(r[10]),
-            paper=r[11],
-        )
-        for r in await _rows(conn, query)
-    ]
+    query = sql.SQL("SELECT {} FROM fills{} ORDER BY ts, trade_id").format(
+        sql.SQL(FILL_COLUMNS), _where(window, "ts", from_since=False, by_scope=True)
+    )
+    return [fill_from_row(r) for r in await _rows(conn, query)]
 
 
 async def _settlements(conn: Connection, window: Window) -> list[tuple[str, bool, int]]:

@@ -52,7 +52,7 @@ from shared.messages import (
 )
 from shared.money import cents
 from shared.risk import TradingStateMachine
-from shared.runtime import ServiceContext, ServiceError, run_until_stopped, service_main
+from shared.runtime import ServiceContext, ServiceError, consumer, run_until_stopped, service_main
 from shared.store.migrations import open_migrated
 from shared.streams import (
     CONTROL,
@@ -138,21 +138,7 @@ class Execution:
         handler: Callable[[list[Delivery]], Awaitable[None]],
         shards: range | None = None,
     ) -> Consumer:
-        bus = self.ctx.settings.bus
-        return Consumer(
-            self.ctx.redis,
-            self.ctx.settings.key_prefix,
-            spec,
-            group=GROUP,
-            name=self.ctx.instance,
-            handler=handler,
-            shards=shards,
-            batch=bus.batch,
-            block_ms=min(bus.block_ms, 100),
-            claim_idle_ms=bus.claim_idle_ms,
-            claim_every_ms=bus.claim_every_ms,
-            max_failures=bus.max_failures,
-        )
+        return consumer(self.ctx, spec, GROUP, handler, shards)
 
     def rates(self, market: str) -> tuple[FeeRate, FeeRate]:
         info = self.catalog.get(market)

@@ -47,7 +47,7 @@ from shared.messages import (
 )
 from shared.risk import PortfolioView, TradingStateMachine, Transition, day_start_ns
 from shared.risk.trading_state import API_ERROR_RATE, CLEARED_BY_RESUME, FEED_STALE_PREFIX
-from shared.runtime import ServiceContext, run_until_stopped, service_main
+from shared.runtime import ServiceContext, consumer, run_until_stopped, service_main
 from shared.store.migrations import open_migrated
 from shared.store.pool import Pool
 from shared.streams import (
@@ -140,21 +140,7 @@ class Risk:
         handler: Callable[[list[Delivery]], Awaitable[None]],
         shards: range | None = None,
     ) -> Consumer:
-        bus = self.ctx.settings.bus
-        return Consumer(
-            self.ctx.redis,
-            self.ctx.settings.key_prefix,
-            spec,
-            group=GROUP,
-            name=self.ctx.instance,
-            handler=handler,
-            shards=shards,
-            batch=bus.batch,
-            block_ms=min(bus.block_ms, 100),
-            claim_idle_ms=bus.claim_idle_ms,
-            claim_every_ms=bus.claim_every_ms,
-            max_failures=bus.max_failures,
-        )
+        return consumer(self.ctx, spec, GROUP, handler, shards)
 
     # --- handlers -----------------------------------------------------------------------
 

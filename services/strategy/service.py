@@ -20,7 +20,7 @@ import structlog
 
 from services.strategy.engine import OBSERVATION_TYPES, StrategyEngine
 from shared import metrics
-from shared.bus.consumer import Consumer, Delivery
+from shared.bus.consumer import Delivery
 from shared.bus.follower import LAST, Follower
 from shared.messages import (
     Hop,
@@ -30,7 +30,7 @@ from shared.messages import (
     PortfolioState,
     Signal,
 )
-from shared.runtime import ServiceContext, run_until_stopped, service_main
+from shared.runtime import ServiceContext, consumer, run_until_stopped, service_main
 from shared.streams import MARKET_DATA, MARKETS, OBSERVATIONS, PORTFOLIO, SIGNALS, shard_of
 
 log = structlog.get_logger("strategy")
@@ -62,20 +62,7 @@ class Strategy:
         self._owned: set[int] | None = None
         self._scans = metrics.CounterFrom(metrics.SCANS)
         redis, prefix = ctx.redis, settings.key_prefix
-        self.md = Consumer(
-            redis,
-            prefix,
-            MARKET_DATA,
-            group=GROUP,
-            name=ctx.instance,
-            handler=self.on_market_data,
-            shards=(),
-            batch=settings.bus.batch,
-            block_ms=min(settings.bus.block_ms, 100),
-            claim_idle_ms=settings.bus.claim_idle_ms,
-            claim_every_ms=settings.bus.claim_every_ms,
-            max_failures=settings.bus.max_failures,
-        )
+        self.md = consumer(ctx, MARKET_DATA, GROUP, self.on_market_data, ())
         self.markets = Follower(redis, prefix, MARKETS, self.on_markets)
         self.ext = Follower(redis, prefix, OBSERVATIONS, self.on_observations)
         self.portfolio = Follower(redis, prefix, PORTFOLIO, self.on_portfolio, start=LAST)
