@@ -95,7 +95,10 @@ class Router:
         self.report = report
         self.config = config
         self.clock = clock
-        self.halted = False
+        self.operator_halt = False
+        """Kill or halt read from ``control`` directly: sticky until a resume command."""
+        self.risk_halted = False
+        """Risk's published trading state is HALTED."""
         self.makers: dict[str, Maker] = {}
         self.legs: dict[str, Leg] = {}
         """The leg of every order sent or known, for its order events."""
@@ -120,6 +123,10 @@ class Router:
             await self._make(intent, 0, 0, intent.orders[0].leg)
         else:
             await self._snipe(intent)
+
+    @property
+    def halted(self) -> bool:
+        return self.operator_halt or self.risk_halted
 
     def _refusal(self, intent: OrderIntent) -> str:
         if self.halted:

@@ -239,13 +239,13 @@ class Execution:
             if not isinstance(command, ControlCommand) or command.market:
                 continue
             if command.command is Command.KILL:
-                self.router.halted = True
+                self.router.operator_halt = True  # before risk says so: no order after this
                 canceled = await self.router.cancel_all(f"kill switch by {command.actor}")
                 log.warning("kill switch: every resting order canceled", canceled=canceled)
             elif command.command is Command.HALT:
-                self.router.halted = True
+                self.router.operator_halt = True
             elif command.command is Command.RESUME:
-                self.router.halted = False
+                self.router.operator_halt = False
 
     def on_markets(self, messages: list[Message]) -> None:
         for message in messages:
@@ -256,7 +256,7 @@ class Execution:
     def on_portfolio(self, messages: list[Message]) -> None:
         for message in messages:
             if isinstance(message, PortfolioState):
-                self.router.halted = message.trading_state is TradingState.HALTED
+                self.router.risk_halted = message.trading_state is TradingState.HALTED
 
     # --- start ------------------------------------------------------------------------
 
@@ -265,7 +265,7 @@ class Execution:
         record = await self.store.trading_record()
         if record is not None:
             state = TradingStateMachine.from_record(self.ctx.settings.risk, record).system_state
-            self.router.halted = state is TradingState.HALTED
+            self.router.risk_halted = state is TradingState.HALTED
         for stored in await self.store.orders(UNRESOLVED):
             self.router.legs[stored.client_order_id] = stored.leg
             found = await self.router.lookup(stored.client_order_id, stored.leg)

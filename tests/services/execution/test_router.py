@@ -259,9 +259,9 @@ async def test_a_maker_is_faded_when_its_lifetime_ends_not_before(parts):
 
 async def test_nothing_is_sent_while_halted_or_after_expiry(parts):
     router, _, recorder, _ = parts
-    router.halted = True
+    router.operator_halt = True
     await router.execute(intent("s1", buy(A, Side.YES, 40, 2)))
-    router.halted = False
+    router.operator_halt = False
     await router.execute(intent("s2", buy(A, Side.YES, 40, 2), expires=NOW - 1))
     assert recorder.fills == []
     assert [o.reason for o, _, _ in recorder.events] == [
@@ -288,3 +288,11 @@ async def test_an_unknown_order_is_resolved_by_lookup_and_never_sent_twice(parts
     assert statuses == [OrderStatus.UNKNOWN, OrderStatus.FILLED]
     assert recorder.events[0][0].reason.startswith("api_error")
     assert len(recorder.fills) == 1
+
+
+async def test_a_kill_read_from_control_outlasts_a_stale_active_portfolio(parts):
+    router, _, recorder, _ = parts
+    router.operator_halt = True  # the kill, read from the control stream
+    router.risk_halted = False  # risk's last state, published before it saw the kill
+    await router.execute(intent("s1", buy(A, Side.YES, 40, 2)))
+    assert recorder.fills == [] and recorder.events[0][0].reason == "trading halted"
