@@ -51,7 +51,10 @@ class Tracked:
 class BookKeeper:
     """All books of one ingest process, and whether each can be trusted."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, check_sequence: bool = True) -> None:
+        """``check_sequence=False`` trusts the order given (a replay of what was recorded
+        after ingest had checked it); sequence numbers are then only carried along."""
+        self.check_sequence = check_sequence
         self._markets: dict[str, Tracked] = {}
         self._last_seq: dict[int, int] = {}
         self.gaps = 0
@@ -183,8 +186,12 @@ class BookKeeper:
 
     def on_resubscribed(self, market: str) -> list[MarketData]:
         """A market moved to a new subscription: unknown until its snapshot."""
+        return self.condemn(market, "resubscribed")
+
+    def condemn(self, market: str, reason: str) -> list[MarketData]:
+        """The market's book is not to be trusted until its next snapshot."""
         tracked = self._markets.get(market)
-        return [] if tracked is None else self._invalidate(tracked, "resubscribed")
+        return [] if tracked is None else self._invalidate(tracked, reason)
 
     def snapshots(self) -> list[BookSnapshot]:
         """Full books of every valid market, for late consumers."""
@@ -203,6 +210,8 @@ class BookKeeper:
     # --- internals ----------------------------------------------------------------------
 
     def _check_sequence(self, sid: int, seq: int) -> list[MarketData]:
+        if not self.check_sequence:
+            return []
         last = self._last_seq.get(sid)
         if last is None or seq == last + 1:
             self._last_seq[sid] = seq

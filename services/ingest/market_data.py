@@ -40,7 +40,8 @@ MAX_BATCH = 500
 
 
 class Recording(Protocol):
-    def record(self, messages: Iterable[MarketData], received_ns: int) -> None: ...
+    def record(self, messages: Iterable[MarketData], batch_ns: int) -> None:
+        """One batch as published (``batch_ns``: when), each message stamped on receipt."""
 
 
 class Outbox:
@@ -59,8 +60,6 @@ class Outbox:
         for message in messages:
             message.stamp(HOP_RECEIVED, received_ns)
         self._pending.extend(messages)
-        if self.recorder is not None:
-            self.recorder.record(messages, received_ns)
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -72,6 +71,8 @@ class Outbox:
         self._wake.clear()
         while self._pending:
             pending, self._pending = self._pending, []
+            if self.recorder is not None:  # a replay reads what was published together
+                self.recorder.record(pending, time.time_ns())
             batches = batch_by_shard(pending, self.publisher.shards)
             await self.publisher.publish_many(
                 MARKET_DATA, batches, events=[batch.items[0].event for batch in batches]

@@ -1,4 +1,8 @@
-"""Recording every snapshot and delta ingest publishes, so any day can be replayed.
+"""Recording the market data ingest publishes, so any day can be replayed.
+
+Snapshots, deltas, the exchange's public trades and every change of a book's
+trust (``book_status``) are written; a replay (``python -m services.backtest
+--from-db``) reads them back in the order ingest published them.
 
 Rows go to Postgres through COPY batch writers: recording never waits for the
 database, a database outage keeps the rows buffered and retried, and a retried
@@ -11,12 +15,28 @@ from collections.abc import Iterable
 
 from psycopg.types.json import Jsonb
 
-from shared.messages import BookDelta, BookSnapshot, Level, MarketData
+from shared.messages import BookDelta, BookSnapshot, BookStatus, Level, MarketData, Trade
 from shared.store.pool import Pool
 from shared.store.writer import BatchWriter, ts_from_ns
 
-DELTA_COLUMNS = ("ts", "market", "side", "price_micros", "delta_centi", "seq")
-SNAPSHOT_COLUMNS = ("ts", "market", "seq", "yes_bids", "no_bids")
+RECEIVED_HOP = "ingest.rx"
+DELTA_COLUMNS = ("ts", "market", "side", "price_micros", "delta_centi", "seq", "batch")
+SNAPSHOT_COLUMNS = ("ts", "market", "seq", "yes_bids", "no_bids", "batch")
+TRADE_COLUMNS = (
+    "ts",
+    "market",
+    "trade_id",
+    "taker_side",
+    "yes_price_micros",
+    "count_centi",
+    "exchange_ts",
+    "batch",
+)
+STATUS_COLUMNS = ("ts", "market", "state", "reason", "batch")
+
+
+def _received(message: MarketData, default_ns: int) -> int:
+    return next((h.ts_ns for h in message.hops if h.name == RECEIVED_HOP), default_ns)
 
 
 def _levels(levels: list[Level]) -> Jsonb:
@@ -43,10 +63,32 @@ class Recorder:
             max_rows=max_rows,
             max_delay_s=max_delay_s,
         )
+        self.trades = BatchWriter(
+            pool,
+            "market_trades",
+            TRADE_COLUMNS,
+            conflict_key=("market", "ts", "trade_id"),
+            max_rows=max_rows,
+            max_delay_s=max_delay_s,
+        )
+        self.statuses = BatchWriter(
+            pool,
+            "book_status",
+            STATUS_COLUMNS,
+            conflict_key=("market", "ts", "state"),
+            max_rows=max_rows,
+            max_delay_s=max_delay_s,
+        )
 
-    def record(self, messages: Iterable[MarketData], received_ns: int) -> None:
-        ts = ts_from_ns(received_ns)
+    @property
+    def writers(self) -> tuple[BatchWriter, ...]:
+        return (self.deltas, self.snapshots, self.trades, self.statuses)
+
+    def record(self, messages: Iterable[MarketData], batch_ns: int) -> None:
+        """One published batch: each row stamped with its message's receive time and
+        with the batch (the time it was published)."""
         for message in messages:
+            ts = ts_from_ns(_received(message, batch_ns))
             if isinstance(message, BookDelta):
                 self.deltas.add(
                     (
@@ -56,6 +98,7 @@ class Recorder:
                         message.price,
                         message.delta,
                         message.seq,
+                        batch_ns,
                     )
                 )
             elif isinstance(message, BookSnapshot):
@@ -66,17 +109,35 @@ class Recorder:
                         message.seq,
                         _levels(message.yes_bids),
                         _levels(message.no_bids),
+                        batch_ns,
                     )
+                )
+            elif isinstance(message, Trade):
+                self.trades.add(
+                    (
+                        ts,
+                        message.market,
+                        message.trade_id,
+                        message.taker_side.value,
+                        message.yes_price,
+                        message.count,
+                        ts_from_ns(message.exchange_ts_ns) if message.exchange_ts_ns else None,
+                        batch_ns,
+                    )
+                )
+            elif isinstance(message, BookStatus):
+                self.statuses.add(
+                    (ts, message.market, message.state.value, message.reason, batch_ns)
                 )
 
     def start(self) -> None:
-        self.deltas.start()
-        self.snapshots.start()
+        for writer in self.writers:
+            writer.start()
 
     async def flush(self) -> None:
-        await self.deltas.flush()
-        await self.snapshots.flush()
+        for writer in self.writers:
+            await writer.flush()
 
     async def aclose(self) -> None:
-        await self.deltas.aclose()
-        await self.snapshots.aclose()
+        for writer in self.writers:
+            await writer.aclose()

@@ -5,7 +5,7 @@ and recorded in ``schema_migrations`` under their file stem (``0001_init``).
 Then the time-series tables get their storage: hypertables with compression
 and retention policies when the ``timescaledb`` extension is available, plain
 tables with BRIN indexes on ``ts`` otherwise. That step is recorded too
-(``timeseries-v1:timescaledb`` or ``timeseries-v1:brin``) and is idempotent.
+(``timeseries-v2:timescaledb`` or ``timeseries-v2:brin``) and is idempotent.
 
 A session advisory lock serialises concurrent ``migrate()`` calls, so services
 starting together apply each migration exactly once.
@@ -34,13 +34,25 @@ log = logging.getLogger(__name__)
 LOCK_KEY: Final = 0x6B68765F6D696772
 """pg_advisory_lock key of migrations (ASCII "khv_migr")."""
 
-TIMESERIES_TABLES: Final = ("market_snapshots", "book_deltas", "portfolio_snapshots", "audit_trail")
+TIMESERIES_TABLES: Final = (
+    "market_snapshots",
+    "book_deltas",
+    "portfolio_snapshots",
+    "audit_trail",
+    "market_trades",
+    "book_status",
+)
 """Tables keyed by time; each has a ``ts timestamptz`` column in its unique key."""
 
-TIMESCALE_STEP: Final = "timeseries-v1:timescaledb"
-BRIN_STEP: Final = "timeseries-v1:brin"
+TIMESCALE_STEP: Final = "timeseries-v2:timescaledb"
+BRIN_STEP: Final = "timeseries-v2:brin"
+"""v2 added market_trades and book_status; a v1 database gets them on its next start."""
 
-_SEGMENT_BY: Final[Mapping[str, str]] = {"market_snapshots": "market", "book_deltas": "market"}
+_SEGMENT_BY: Final[Mapping[str, str]] = {
+    "market_snapshots": "market",
+    "book_deltas": "market",
+    "market_trades": "market",
+}
 _FILE_NAME = re.compile(r"^(\d{4}_[a-z0-9_]+)\.sql$")
 
 Connection = AsyncConnection[TupleRow]
@@ -178,7 +190,19 @@ async def _try_timescale(conn: Connection, policy: TimescalePolicy) -> bool:
     return True
 
 
+async def _is_hypertable(conn: Connection, table: str) -> bool:
+    found = await (
+        await conn.execute(
+            "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = %s",
+            (table,),
+        )
+    ).fetchone()
+    return found is not None
+
+
 async def _make_hypertable(conn: Connection, table: str, policy: TimescalePolicy) -> None:
+    if await _is_hypertable(conn, table):  # made by an earlier version of this step
+        return
     await conn.execute(
         sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(f"{table}_ts_brin"))
     )

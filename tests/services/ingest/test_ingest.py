@@ -208,7 +208,11 @@ async def test_books_match_the_exchange_after_ten_thousand_deltas(
     with psycopg.connect(database_url) as conn:
         recorded = conn.execute("SELECT count(*) FROM book_deltas").fetchone()
         markets = conn.execute("SELECT count(*) FROM markets").fetchone()
+        trusted = conn.execute(
+            "SELECT count(DISTINCT market) FROM book_status WHERE state = 'valid'"
+        ).fetchone()
     assert recorded is not None and recorded[0] == ingest.feed.deltas
+    assert trusted is not None and trusted[0] >= len(ingest.followed)
     assert markets is not None and markets[0] >= len(ingest.followed)
 
 

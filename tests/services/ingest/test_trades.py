@@ -191,10 +191,11 @@ async def test_the_router_sends_trades_to_the_trade_feed_and_the_rest_to_the_boo
     assert feed.malformed == 1
 
 
-def test_the_recorder_ignores_trades():
+def test_the_recorder_keeps_trades_apart_from_books():
     recorder = Recorder(pool=None)  # type: ignore[arg-type]  # nothing is written here
     recorder.record([to_trade(trade_msg(), "E")], 1_700_000_000_000_000_000)
     assert recorder.deltas.pending == recorder.snapshots.pending == 0
+    assert recorder.trades.pending == 1
 
 
 # --- the subscription -------------------------------------------------------------------
