@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Final
 
 import structlog
 
@@ -24,7 +25,7 @@ from services.execution.venue import (
     VenueSink,
 )
 from shared.book import OrderBook
-from shared.fees import FeeRate
+from shared.fees import FeeError, FeeRate, maker_rate, taker_rate
 from shared.marketbooks import MarketBooks
 from shared.matching import MakerQueue, TakenLiquidity, TakerResult, take, take_sell
 from shared.messages import (
@@ -34,6 +35,7 @@ from shared.messages import (
     Fill,
     Leg,
     MarketData,
+    MarketInfo,
     OrderStatus,
     Side,
     Trade,
@@ -44,6 +46,22 @@ log = structlog.get_logger("paper")
 
 Rates = Callable[[str], tuple[FeeRate, FeeRate]]
 """market -> (taker rate, maker rate) from its series' fee schedule."""
+
+DEFAULT_RATES: Final = (taker_rate("quadratic", "1"), maker_rate("quadratic", "1"))
+"""Kalshi's general schedule, for a market whose own is unknown."""
+
+
+def rates_of(info: MarketInfo | None) -> tuple[FeeRate, FeeRate]:
+    """(taker, maker) rates of a market's fee schedule; the general one when unknown."""
+    if info is None:
+        return DEFAULT_RATES
+    try:
+        return (
+            taker_rate(info.fee_type, info.fee_multiplier),
+            maker_rate(info.fee_type, info.fee_multiplier),
+        )
+    except FeeError:
+        return DEFAULT_RATES
 
 
 @dataclass(slots=True)

@@ -24,11 +24,10 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import structlog
 
-from services.execution.records import ExecutionStore
 from services.execution.venue import (
     OrderRequest,
     OrderStateUnknown,
@@ -78,11 +77,26 @@ Report = Callable[[VenueOrder, Leg, list[Hop]], Awaitable[None]]
 """Record an order's new state (Postgres, then the ``orders`` stream)."""
 
 
+class OrderClaims(Protocol):
+    """Where orders are claimed before they are sent: Postgres live, memory in a replay."""
+
+    async def claim(self, intent: OrderIntent, client_order_id: str, leg: Leg, route: str) -> bool:
+        """Write one order before it is sent; False if its client order id exists already."""
+
+    async def claim_all(
+        self, intent: OrderIntent, orders: Sequence[tuple[str, Leg]], route: str
+    ) -> bool:
+        """Write every order of an intent, all or none; False if any id exists already."""
+
+    async def record_episode(self, intent: OrderIntent, ts_ns: int, detail: dict[str, Any]) -> None:
+        """A multi-leg execution (fills, unwinds) as one audit record."""
+
+
 class Router:
     def __init__(
         self,
         venue: Venue,
-        store: ExecutionStore,
+        store: OrderClaims,
         books: MarketBooks,
         report: Report,
         config: RouterConfig = RouterConfig(),

@@ -21,15 +21,15 @@ from typing import Final
 import structlog
 
 from services.execution.live import LiveVenue
-from services.execution.paper import PaperVenue
+from services.execution.paper import PaperVenue, rates_of
 from services.execution.records import RESTING, UNRESOLVED, ExecutionStore
 from services.execution.router import Router, RouterConfig
 from services.execution.settlement import Settler
-from services.execution.venue import Venue, VenueOrder
+from services.execution.venue import Venue, VenueOrder, order_event
 from shared import metrics
 from shared.bus.consumer import Consumer, Delivery
 from shared.bus.follower import LAST, Follower
-from shared.fees import FeeError, FeeRate, maker_rate, taker_rate
+from shared.fees import FeeRate
 from shared.kalshi.rest import KalshiRest
 from shared.kalshi.signing import Signer, load_private_key
 from shared.ledger import Ledger
@@ -44,7 +44,6 @@ from shared.messages import (
     MarketInfo,
     MarketSettled,
     Message,
-    OrderEvent,
     OrderIntent,
     OrderStatus,
     PortfolioState,
@@ -73,7 +72,6 @@ DESCRIPTION = (
 )
 GROUP: Final = "execution"
 REMEMBERED_STATES: Final = 100_000
-DEFAULT_RATES: Final = (taker_rate("quadratic", "1"), maker_rate("quadratic", "1"))
 
 
 def signer_of(ctx: ServiceContext) -> Signer | None:
@@ -141,16 +139,7 @@ class Execution:
         return consumer(self.ctx, spec, GROUP, handler, shards)
 
     def rates(self, market: str) -> tuple[FeeRate, FeeRate]:
-        info = self.catalog.get(market)
-        if info is None:
-            return DEFAULT_RATES
-        try:
-            return (
-                taker_rate(info.fee_type, info.fee_multiplier),
-                maker_rate(info.fee_type, info.fee_multiplier),
-            )
-        except FeeError:
-            return DEFAULT_RATES
+        return rates_of(self.catalog.get(market))
 
     # --- what the venue reports (VenueSink) --------------------------------------------
 
@@ -193,19 +182,7 @@ class Execution:
                 del self._reported[coid]
         now = time.time_ns()
         await self.store.update(order, now)
-        event = OrderEvent(
-            client_order_id=order.client_order_id,
-            order_id=order.order_id,
-            market=order.market,
-            status=order.status,
-            leg=leg,
-            filled=order.filled,
-            remaining=order.remaining,
-            reason=order.reason,
-            ts_ns=now,
-            hops=list(hops),
-        )
-        await self.ctx.publisher.publish(ORDERS, event)
+        await self.ctx.publisher.publish(ORDERS, order_event(order, leg, hops, now))
         metrics.ORDERS.labels(order.status.value).inc()
 
     async def on_settled(self, settled: MarketSettled) -> None:

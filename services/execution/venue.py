@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from shared.kalshi.errors import OrderStateUnknown
-from shared.messages import Fill, Leg, OrderStatus
+from shared.messages import Fill, Hop, Leg, OrderEvent, OrderStatus
 from shared.money import Count
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "VenueOrder",
     "VenueRejected",
     "VenueSink",
+    "order_event",
 ]
 
 
@@ -67,6 +68,22 @@ class VenueOrder:
     @property
     def done(self) -> bool:
         return self.status in (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED)
+
+
+def order_event(order: VenueOrder, leg: Leg, hops: list[Hop], ts_ns: int) -> OrderEvent:
+    """The ``orders`` stream's message of an order's new state."""
+    return OrderEvent(
+        client_order_id=order.client_order_id,
+        order_id=order.order_id,
+        market=order.market,
+        status=order.status,
+        leg=leg,
+        filled=order.filled,
+        remaining=order.remaining,
+        reason=order.reason,
+        ts_ns=ts_ns,
+        hops=list(hops),
+    )
 
 
 class VenueRejected(Exception):

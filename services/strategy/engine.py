@@ -133,6 +133,12 @@ class StrategyEngine:
         self._pending -= due
         return self._scan(due, now_ns)
 
+    def next_due_ns(self) -> int | None:
+        """When the earliest throttled scan comes due (None: nothing waits)."""
+        if not self._pending:
+            return None
+        return min(self._last_scan.get(e, 0) for e in self._pending) + self.interval_ns
+
     # --- scanning -----------------------------------------------------------------------
 
     def _request(self, events: set[str], now_ns: int) -> list[Signal]:
@@ -148,7 +154,7 @@ class StrategyEngine:
         if not events or not self.kalshi_fresh:
             return []
         table = self._ensure_table()
-        owned = [e for e in events if self.owns(e)]
+        owned = sorted(e for e in events if self.owns(e))  # same order in every process
         if not owned:
             return []
         self.scans += 1
