@@ -9,7 +9,17 @@ import time
 
 from bench.figures import Figure, print_table
 
-SUITES = ["codec", "bus", "ingest", "bench_simulator", "scan", "strategy", "risk", "pipeline"]
+SUITES = [
+    "codec",
+    "bus",
+    "ingest",
+    "bench_simulator",
+    "scan",
+    "strategy",
+    "risk",
+    "pipeline",
+    "replay",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
