@@ -138,6 +138,7 @@ class EventTable:
     books: list[OrderBook]
     row_of: dict[str, int]
     event_of_row: Int64Array
+    _ladders_by_event: dict[int, list[list[int]]] | None = None
 
     @classmethod
     def build(
@@ -199,6 +200,18 @@ class EventTable:
         self.books = held
         self.yes_bid = _best_bids([book.yes.best for book in held], [b.yes.unit for b in held])
         self.no_bid = _best_bids([book.no.best for book in held], [b.no.unit for b in held])
+
+    def ladders_of(self, event: int) -> list[list[int]]:
+        """The event's ladders, each its rows broad to narrow."""
+        if self._ladders_by_event is None:
+            by_event: dict[int, list[list[int]]] = {}
+            for position, row in enumerate(self.ladder_rows.tolist()):
+                ladders = by_event.setdefault(int(self.event_of_row[row]), [])
+                if self.ladder_first[position]:
+                    ladders.append([])
+                ladders[-1].append(row)
+            self._ladders_by_event = by_event
+        return self._ladders_by_event.get(event, [])
 
     def update(self, market: str, book: OrderBook | None) -> bool:
         """Read one market's best bids after its book changed (None: not trusted now).
@@ -266,8 +279,19 @@ class Candidates:
     """(broad row bought YES, narrow row bought NO)."""
 
 
-def screen(table: EventTable) -> Candidates:
-    """The vectorized top-of-book pass over every event."""
+SMALL_SCREEN: Final = 8
+"""Up to this many events are screened one by one in Python: numpy's per-call cost
+would dominate (a replay scans one event per book change)."""
+
+
+def screen(table: EventTable, events: Collection[int] | None = None) -> Candidates:
+    """The top-of-book pass: vectorized over every event, or over ``events`` only.
+
+    Both give the same candidates for the events screened (a property test holds
+    them to it).
+    """
+    if events is not None and len(events) <= SMALL_SCREEN:
+        return _screen_few(table, sorted(events))
     yes_cost = _all_in_ask(table.no_bid, table)
     no_cost = _all_in_ask(table.yes_bid, table)
     starts = table.event_start[:-1]
@@ -277,6 +301,38 @@ def screen(table: EventTable) -> Candidates:
     atomic_yes = np.flatnonzero(table.atomic_yes_ok & (yes_sets < ONE_DOLLAR))
     atomic_no = np.flatnonzero(table.atomic_no_ok & (no_sets < (sizes - 1) * ONE_DOLLAR))
     return Candidates(atomic_yes, atomic_no, _ladder_pairs(table, yes_cost, no_cost))
+
+
+def _row_cost(bid: int, num: int, den: int) -> int:
+    """:func:`_all_in_ask` of one row, in Python integers (the same floor division)."""
+    if bid < 0:
+        return NO_ASK
+    ask = ONE_DOLLAR - bid
+    return ask + (num * ask * (ONE_DOLLAR - ask)) // (den * ONE_DOLLAR)
+
+
+def _screen_few(table: EventTable, events: list[int]) -> Candidates:
+    atomic_yes: list[int] = []
+    atomic_no: list[int] = []
+    pairs: list[tuple[int, int]] = []
+    for event in events:
+        start, end = int(table.event_start[event]), int(table.event_start[event + 1])
+        rows = range(start, end)
+        nums, dens = table.rate_num, table.rate_den
+        yes = {r: _row_cost(int(table.no_bid[r]), int(nums[r]), int(dens[r])) for r in rows}
+        no = {r: _row_cost(int(table.yes_bid[r]), int(nums[r]), int(dens[r])) for r in rows}
+        if table.atomic_yes_ok[event] and sum(yes.values()) < ONE_DOLLAR:
+            atomic_yes.append(event)
+        if table.atomic_no_ok[event] and sum(no.values()) < (len(rows) - 1) * ONE_DOLLAR:
+            atomic_no.append(event)
+        for ladder in table.ladders_of(event):
+            for position, narrow in enumerate(ladder):
+                pairs += [
+                    (b, narrow) for b in ladder[:position] if yes[b] + no[narrow] < ONE_DOLLAR
+                ]
+    return Candidates(
+        np.array(atomic_yes, dtype=np.int64), np.array(atomic_no, dtype=np.int64), pairs
+    )
 
 
 def _ladder_pairs(
@@ -448,7 +504,7 @@ def scan(
     its cost (always below the payout) stays within the capital to commit.
     """
     found: list[Opportunity | None] = []
-    candidates = screen(table)
+    candidates = screen(table, events)
     wanted = None if events is None else set(events)
 
     def keep(event_index: int) -> bool:

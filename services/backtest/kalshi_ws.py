@@ -43,6 +43,7 @@ replay consumes the ticks.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,7 +185,7 @@ def _normalize(message: km.KnownWsMessage | km.UnknownMessage, flip_no: bool) ->
     if isinstance(message, km.OrderbookDelta):
         msg = message.msg
         price = _price(msg.price_dollars, flip=flip_no and msg.side == "no")
-        delta, ts_ns = parse_count(msg.delta_fp), (msg.ts_ms or 0) * NS_PER_MS
+        delta, ts_ns = _count(msg.delta_fp), (msg.ts_ms or 0) * NS_PER_MS
         market = _ticker(msg.market_ticker)
         return _Delta(message.sid, message.seq, market, Side(msg.side), price, delta, ts_ns)
     if isinstance(message, km.Trade):
@@ -202,13 +203,24 @@ def _ticker(text: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _dollars(text: str) -> Micros:
+    """Wire prices repeat endlessly: each text is parsed once (as ingest's BookFeed does)."""
+    return parse_dollars(text)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _count(text: str) -> Count:
+    return parse_count(text)
+
+
 def _price(text: str, *, flip: bool) -> Micros:
-    price = parse_dollars(text)
+    price = _dollars(text)
     return ONE_DOLLAR - price if flip else price
 
 
 def _levels(wire: list[km.Level] | None, *, flip: bool) -> list[Level]:
-    return [Level(_price(price, flip=flip), parse_count(count)) for price, count in wire or ()]
+    return [Level(_price(price, flip=flip), _count(count)) for price, count in wire or ()]
 
 
 def _lifecycle(msg: km.MarketLifecycleMsg) -> _Lifecycle:

@@ -41,7 +41,6 @@ from services.strategy.engine import StrategyEngine
 from shared.config import Settings
 from shared.fees import FeeRate
 from shared.ledger import Ledger
-from shared.marketbooks import MarketBooks
 from shared.messages import (
     Fill,
     Heartbeat,
@@ -144,7 +143,7 @@ class Replay:
             settings.strategy, current_upper_bp=settings.feeds.fed.current_upper_bp
         )
         self.guardian = _guardian(settings)
-        self.books = MarketBooks()
+        self.books = self.engine.books  # one copy: every service applies the same messages
         self.claims = MemoryClaims()
         self.venue = PaperVenue(self.books, self.rates, clock=self.clock)
         execution = settings.execution
@@ -254,7 +253,6 @@ class Replay:
         now = self.clock.now_ns
         self._transitions(self.guardian.on_market_data(tick.items, now))
         for item in tick.items:
-            self.books.apply(item)
             if isinstance(item, TopOfBook):
                 self._remember_mark(item)
         await self.venue.on_market_data(tick.items)

@@ -69,8 +69,12 @@ def _routes(text: str | None, default: Route) -> list[Route]:
 
 
 def _name(kelly: float | None, edge: float | None, route: Route, swept: Sequence[bool]) -> str:
-    parts = [f"kelly{kelly:g}", f"edge{edge:g}", route]
-    return "-".join(part for part, varies in zip(parts, swept, strict=True) if varies)
+    parts = [("kelly", kelly), ("edge", edge), ("", route)]
+    return "-".join(
+        f"{label}{value:g}" if isinstance(value, float) else f"{label}{value}"
+        for (label, value), varies in zip(parts, swept, strict=True)
+        if varies
+    )
 
 
 def variants(

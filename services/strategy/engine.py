@@ -71,6 +71,7 @@ class StrategyEngine:
         self.ttl_ns = int(settings.signal_ttl_s * NS_PER_S)
         self.cooldown_ns = int(settings.cooldown_s * NS_PER_S)
         self._table: EventTable | None = None
+        self._event_index: dict[str, int] = {}
         self._events_of_key: dict[str, set[str]] = {}
         self._last_scan: dict[str, int] = {}
         self._pending: set[str] = set()
@@ -178,7 +179,7 @@ class StrategyEngine:
         return True
 
     def _arb_signals(self, table: EventTable, events: list[str], now_ns: int) -> list[Signal]:
-        index = {event: i for i, event in enumerate(table.events)}
+        index = self._event_index
         wanted = [index[e] for e in events if e in index]
         if not wanted:
             return []
@@ -247,6 +248,7 @@ class StrategyEngine:
             ]
             self._table = EventTable.build(infos)
             self._table.refresh(self.books.trusted())
+            self._event_index = {event: i for i, event in enumerate(self._table.events)}
             self._events_of_key = _index(infos)
         return self._table
 

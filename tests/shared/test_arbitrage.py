@@ -14,6 +14,7 @@ from shared.arbitrage import (
     Opportunity,
     covers_every_outcome,
     scan,
+    screen,
 )
 from shared.book import OrderBook
 from shared.fees import fee_numerator, round_up_numerator, taker_rate
@@ -351,3 +352,20 @@ def test_no_clear_arbitrage_is_missed(case: tuple[list[MarketInfo], list[OrderBo
             if _brute_best_profit(pair, [Side.YES, Side.NO], ONE_DOLLAR) > cents(3):
                 expected.append((ArbKind.LADDER, (ladder[i].market, ladder[j].market)))
     assert set(expected) <= found
+
+
+@settings(max_examples=150, deadline=None)
+@given(random_books())
+def test_screening_a_few_events_finds_what_the_whole_screen_finds(
+    case: tuple[list[MarketInfo], list[OrderBook]],
+) -> None:
+    infos, books = case
+    table = EventTable.build(infos)
+    table.refresh({b.market: b for b in books})
+    whole = screen(table)
+    for wanted in ([0], [1], [2], [0, 2], list(range(len(table.events)))):
+        few = screen(table, wanted)
+        assert few.atomic_yes.tolist() == [e for e in whole.atomic_yes.tolist() if e in wanted]
+        assert few.atomic_no.tolist() == [e for e in whole.atomic_no.tolist() if e in wanted]
+        in_wanted = [p for p in whole.ladder_pairs if table.event_of_row[p[0]] in wanted]
+        assert few.ladder_pairs == in_wanted
