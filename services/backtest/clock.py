@@ -77,14 +77,18 @@ class Pacer:
         self.speed = speed
         self._origin: tuple[int, float] | None = None
 
-    async def wait_for(self, ts_ns: int) -> None:
+    def delay(self, ts_ns: int, wall_s: float) -> float:
+        """Seconds to wait at wall time ``wall_s`` before replaying data time ``ts_ns``."""
         if self.speed == 0:
-            return
+            return 0.0
         if self._origin is None:
-            self._origin = (ts_ns, time.monotonic())
-            return
+            self._origin = (ts_ns, wall_s)
+            return 0.0
         data_start, wall_start = self._origin
         due = wall_start + (ts_ns - data_start) / NS_PER_S / self.speed
-        delay = due - time.monotonic()
+        return max(0.0, due - wall_s)
+
+    async def wait_for(self, ts_ns: int) -> None:
+        delay = self.delay(ts_ns, time.monotonic())
         if delay > 0:
             await asyncio.sleep(delay)

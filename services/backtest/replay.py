@@ -35,7 +35,7 @@ from services.backtest.recording import Recording, Tick
 from services.backtest.records import MemoryClaims
 from services.execution.paper import PaperVenue, rates_of
 from services.execution.router import Router, RouterConfig
-from services.execution.venue import VenueOrder, order_event
+from services.execution.venue import ReportedStates, VenueOrder, order_event
 from services.risk.guardian import Guardian
 from services.strategy.engine import StrategyEngine
 from shared.config import Settings
@@ -162,7 +162,7 @@ class Replay:
         self.results = Results(bankroll=settings.risk.bankroll)
         self._started = False
         self.ledger = self._ledger(TOTAL)
-        self._reported: dict[str, tuple[OrderStatus, int, int]] = {}
+        self._reported = ReportedStates()
         self._last_marks: dict[str, Micros] = {}
         self._dirty = True
         self._scan_at: int | None = None
@@ -394,10 +394,8 @@ class Replay:
 
     async def report(self, order: VenueOrder, leg: Leg, hops: list[Hop]) -> None:
         """An order's new state to risk; the same state told twice counts once (as live)."""
-        state = (order.status, order.filled, order.remaining)
-        if self._reported.get(order.client_order_id) == state:
+        if not self._reported.news(order):
             return
-        self._reported[order.client_order_id] = state
         self.results.orders[order.client_order_id] = order.status
         now = self.clock.now_ns
         self._transitions(self.guardian.on_order(order_event(order, leg, hops, now), now))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
@@ -28,6 +27,7 @@ from services.backtest.clock import NS_PER_S
 from services.backtest.recording import RecordingError
 from services.backtest.replay import ReplayConfig
 from services.backtest.runner import Format, Options, run, summary_lines, trading_settings
+from services.execution.report import iso_time
 from shared.config import ConfigError, load_settings
 from shared.logs import configure_logging
 
@@ -37,14 +37,6 @@ DESCRIPTION: Final = (
     "on a simulated clock; write report.json, trades.csv, signals.csv and plots."
 )
 NS_PER_MS: Final = 1_000_000
-
-
-def iso_time(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 date or time: {text!r}") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def non_negative(text: str) -> float:

@@ -25,7 +25,7 @@ from services.execution.paper import PaperVenue, rates_of
 from services.execution.records import RESTING, UNRESOLVED, ExecutionStore
 from services.execution.router import Router, RouterConfig
 from services.execution.settlement import Settler
-from services.execution.venue import Venue, VenueOrder, order_event
+from services.execution.venue import ReportedStates, Venue, VenueOrder, order_event
 from shared import metrics
 from shared.bus.consumer import Consumer, Delivery
 from shared.bus.follower import LAST, Follower
@@ -91,7 +91,7 @@ class Execution:
         self.ledger = ledger
         self.books = MarketBooks()
         self.catalog: dict[str, MarketInfo] = {}
-        self._reported: dict[str, tuple[OrderStatus, int, int]] = {}
+        self._reported = ReportedStates(REMEMBERED_STATES)
         self.signer = signer_of(ctx)
         self.venue = self._venue()
         if isinstance(self.venue, LiveVenue):
@@ -173,13 +173,8 @@ class Execution:
 
         A live venue tells a state both in its answer and on the order stream.
         """
-        state = (order.status, order.filled, order.remaining)
-        if self._reported.get(order.client_order_id) == state:
+        if not self._reported.news(order):
             return
-        self._reported[order.client_order_id] = state
-        if len(self._reported) > REMEMBERED_STATES:  # oldest first: long-finished orders
-            for coid in list(self._reported)[: REMEMBERED_STATES // 2]:
-                del self._reported[coid]
         now = time.time_ns()
         await self.store.update(order, now)
         await self.ctx.publisher.publish(ORDERS, order_event(order, leg, hops, now))

@@ -26,6 +26,7 @@ from shared.money import Count
 __all__ = [
     "OrderRequest",
     "OrderStateUnknown",
+    "ReportedStates",
     "TimeInForce",
     "Venue",
     "VenueOrder",
@@ -68,6 +69,26 @@ class VenueOrder:
     @property
     def done(self) -> bool:
         return self.status in (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED)
+
+
+class ReportedStates:
+    """The last state told of each order: a venue may tell one twice (its answer and
+    its order stream), and it counts once. Remembers the newest ``limit`` orders."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self._last: dict[str, tuple[OrderStatus, int, int]] = {}
+
+    def news(self, order: VenueOrder) -> bool:
+        """True (and remembered) if this is not the state last told of the order."""
+        state = (order.status, order.filled, order.remaining)
+        if self._last.get(order.client_order_id) == state:
+            return False
+        self._last[order.client_order_id] = state
+        if len(self._last) > self.limit:  # oldest first: long-finished orders
+            for coid in list(self._last)[: self.limit // 2]:
+                del self._last[coid]
+        return True
 
 
 def order_event(order: VenueOrder, leg: Leg, hops: list[Hop], ts_ns: int) -> OrderEvent:

@@ -47,38 +47,17 @@ class Recorder:
     """Buffers market data for Postgres; ``record`` never awaits."""
 
     def __init__(self, pool: Pool, *, max_rows: int = 5000, max_delay_s: float = 0.5) -> None:
-        self.deltas = BatchWriter(
-            pool,
-            "book_deltas",
-            DELTA_COLUMNS,
-            conflict_key=("market", "ts", "seq", "side", "price_micros"),
-            max_rows=max_rows,
-            max_delay_s=max_delay_s,
+        def writer(table: str, columns: tuple[str, ...], key: tuple[str, ...]) -> BatchWriter:
+            return BatchWriter(
+                pool, table, columns, conflict_key=key, max_rows=max_rows, max_delay_s=max_delay_s
+            )
+
+        self.deltas = writer(
+            "book_deltas", DELTA_COLUMNS, ("market", "ts", "seq", "side", "price_micros")
         )
-        self.snapshots = BatchWriter(
-            pool,
-            "market_snapshots",
-            SNAPSHOT_COLUMNS,
-            conflict_key=("market", "ts", "seq"),
-            max_rows=max_rows,
-            max_delay_s=max_delay_s,
-        )
-        self.trades = BatchWriter(
-            pool,
-            "market_trades",
-            TRADE_COLUMNS,
-            conflict_key=("market", "ts", "trade_id"),
-            max_rows=max_rows,
-            max_delay_s=max_delay_s,
-        )
-        self.statuses = BatchWriter(
-            pool,
-            "book_status",
-            STATUS_COLUMNS,
-            conflict_key=("market", "ts", "state"),
-            max_rows=max_rows,
-            max_delay_s=max_delay_s,
-        )
+        self.snapshots = writer("market_snapshots", SNAPSHOT_COLUMNS, ("market", "ts", "seq"))
+        self.trades = writer("market_trades", TRADE_COLUMNS, ("market", "ts", "trade_id"))
+        self.statuses = writer("book_status", STATUS_COLUMNS, ("market", "ts", "state"))
 
     @property
     def writers(self) -> tuple[BatchWriter, ...]:

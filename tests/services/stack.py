@@ -5,13 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from services.execution import service as execution_service
+from services.ingest.service import Ingest, connect_store, load_signer
+from services.risk import service as risk_service
 from services.simulator.server import SimulatorServer
+from services.strategy.service import Strategy
 from shared.bus.codec import Codec
 from shared.bus.publisher import Publisher
 from shared.config import Settings, load_settings
@@ -92,3 +98,45 @@ async def read_stream(
     codec = Codec(spec)
     entries = await redis.xrange(stream_key(prefix, spec, shard))
     return [(raw_id.decode(), codec.decode_entry(fields)) for raw_id, fields in entries]
+
+
+@dataclass
+class PaperStack:
+    """Ingest, strategy, risk and execution running in this process, trading on paper."""
+
+    ingest: Ingest
+    strategy: Strategy
+    contexts: dict[str, ServiceContext]
+
+
+@asynccontextmanager
+async def paper_stack(settings: Settings, redis: aioredis.Redis) -> AsyncIterator[PaperStack]:
+    """The four trading services, started, with every followed book trusted and risk
+    having heard ingest's heartbeats; all stopped on the way out."""
+    names = ("ingest", "strategy", "risk", "execution")
+    contexts = {name: context(name, settings, redis) for name in names}
+    pool = await connect_store(contexts["ingest"])
+    ingest = Ingest(contexts["ingest"], load_signer(contexts["ingest"]), pool)
+    strategy = Strategy(contexts["strategy"])
+    tasks = [
+        start(ingest.run(), "ingest"),
+        start(strategy.run(), "strategy"),
+        start(risk_service.run(contexts["risk"]), "risk"),
+        start(execution_service.run(contexts["execution"]), "execution"),
+    ]
+    beats = beating(contexts["ingest"])
+    try:
+        await wait_until(
+            lambda: (
+                bool(ingest.followed)
+                and len(strategy.engine.books.trusted()) >= len(ingest.followed)
+            ),
+            30,
+            "books trusted",
+        )
+        await asyncio.sleep(2.0)  # risk hears ingest's heartbeats
+        yield PaperStack(ingest, strategy, contexts)
+    finally:
+        beats.cancel()
+        await stop_all(list(contexts.values()), tasks)
+        await pool.close()

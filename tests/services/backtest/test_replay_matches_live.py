@@ -24,13 +24,10 @@ import pytest
 from services.backtest.replay import TOTAL, ReplayConfig
 from services.backtest.runner import Options, run
 from services.execution import service as execution_service
-from services.ingest.service import Ingest, connect_store, load_signer
-from services.risk import service as risk_service
-from services.strategy.service import Strategy
 from shared.ledger import Ledger
 from shared.store.ledger import load_fills
 from tests.services.simulator.kit import start_server
-from tests.services.stack import beating, context, stack_settings, start, stop_all, wait_until
+from tests.services.stack import paper_stack, stack_settings, wait_until
 from tests.services.strategy.test_strategy_service import top_of_book_profit
 
 pytestmark = pytest.mark.slow
@@ -65,42 +62,15 @@ def rows(database_url: str, query: str) -> list[tuple]:
 
 
 async def live_session(settings, aredis, database_url: str, sim) -> None:
-    contexts = {
-        name: context(name, settings, aredis)
-        for name in ("ingest", "strategy", "risk", "execution")
-    }
-    pool = await connect_store(contexts["ingest"])
-    ingest = Ingest(contexts["ingest"], load_signer(contexts["ingest"]), pool)
-    strategy = Strategy(contexts["strategy"])
-    tasks = [
-        start(ingest.run(), "ingest"),
-        start(strategy.run(), "strategy"),
-        start(risk_service.run(contexts["risk"]), "risk"),
-        start(execution_service.run(contexts["execution"]), "execution"),
-    ]
-    beats = beating(contexts["ingest"])
-    try:
-        await wait_until(
-            lambda: (
-                bool(ingest.followed)
-                and len(strategy.engine.books.trusted()) >= len(ingest.followed)
-            ),
-            30,
-            "books trusted",
-        )
-        await asyncio.sleep(2.0)  # risk hears ingest's heartbeats
+    async with paper_stack(settings, aredis) as stack:
         for kind in ("bracket_sum", "ladder_inversion", "bracket_sum", "ladder_inversion"):
             inject(sim, kind)
             await asyncio.sleep(1.5)
         await wait_until(
             lambda: bool(rows(database_url, "SELECT 1 FROM fills LIMIT 1")), 20, "a paper fill"
         )
-        assert ingest.recorder is not None
-        await ingest.recorder.flush()
-    finally:
-        beats.cancel()
-        await stop_all(list(contexts.values()), tasks)
-        await pool.close()
+        assert stack.ingest.recorder is not None
+        await stack.ingest.recorder.flush()
 
 
 def explain(replay_fills: set, live_fills: set, outcome, database_url: str) -> None:

@@ -14,16 +14,13 @@ import psycopg
 import pytest
 
 from services.execution import service as execution_service
-from services.ingest.service import Ingest, connect_store, load_signer
-from services.risk import service as risk_service
 from services.risk.control import send
-from services.strategy.service import Strategy
 from shared.ledger import Ledger
 from shared.messages import Command, ControlCommand
 from shared.money import dollars
 from shared.store.ledger import load_fills
 from tests.services.simulator.kit import start_server
-from tests.services.stack import beating, context, stack_settings, start, stop_all, wait_until
+from tests.services.stack import paper_stack, stack_settings, wait_until
 from tests.services.strategy.test_strategy_service import inject
 
 
@@ -43,30 +40,7 @@ async def test_mispricings_become_paper_fills_and_the_kill_switch_stops_trading(
     sim, aredis, key_prefix, database_url, tmp_path
 ):
     settings = stack_settings(sim, key_prefix, database_url, tmp_path, metrics={"enabled": False})
-    contexts = {
-        name: context(name, settings, aredis)
-        for name in ("ingest", "strategy", "risk", "execution")
-    }
-    pool = await connect_store(contexts["ingest"])
-    ingest = Ingest(contexts["ingest"], load_signer(contexts["ingest"]), pool)
-    strategy = Strategy(contexts["strategy"])
-    tasks = [
-        start(ingest.run(), "ingest"),
-        start(strategy.run(), "strategy"),
-        start(risk_service.run(contexts["risk"]), "risk"),
-        start(execution_service.run(contexts["execution"]), "execution"),
-    ]
-    beats = beating(contexts["ingest"])
-    try:
-        await wait_until(
-            lambda: (
-                bool(ingest.followed)
-                and len(strategy.engine.books.trusted()) >= len(ingest.followed)
-            ),
-            30,
-            "books trusted",
-        )
-        await asyncio.sleep(2.0)  # risk hears ingest's heartbeats
+    async with paper_stack(settings, aredis):
         for kind in ("bracket_sum", "ladder_inversion", "bracket_sum", "ladder_inversion"):
             inject(sim, kind)
             await asyncio.sleep(2.0)
@@ -83,10 +57,6 @@ async def test_mispricings_become_paper_fills_and_the_kill_switch_stops_trading(
             inject(sim, kind)
             await asyncio.sleep(1.5)
         orders_after = rows(database_url, "SELECT count(*) FROM orders")[0][0]
-    finally:
-        beats.cancel()
-        await stop_all(list(contexts.values()), tasks)
-        await pool.close()
 
     fills = rows(database_url, "SELECT trade_id, client_order_id, paper FROM fills")
     assert fills and all(paper for _, _, paper in fills)
