@@ -255,8 +255,16 @@ async def open_migrated(url: str, *, max_size: int = 4, what: str = "service") -
         try:
             await ensure_database(url)
             pool = await open_pool(url, max_size=max_size)
+        except StoreUnavailable as exc:
+            log.warning("%s waiting for postgres: %s", what, exc)
+            await backoff.wait()
+            continue
+        try:
             await migrate(pool)
             return pool
-        except StoreUnavailable as exc:
+        except BaseException as exc:
+            await pool.close()  # a failed or cancelled start leaves no pool behind
+            if not isinstance(exc, StoreUnavailable):
+                raise
             log.warning("%s waiting for postgres: %s", what, exc)
             await backoff.wait()

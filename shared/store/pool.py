@@ -6,6 +6,7 @@ socket hosts (``postgresql://postgres@/db?host=/path/to/socket/dir``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Final, TypeAlias
 
@@ -61,6 +62,9 @@ async def open_pool(
     )
     try:
         await pool.open(wait=True, timeout=timeout_s)
+    except asyncio.CancelledError:
+        await pool.close()  # stopped while opening: no connection workers left behind
+        raise
     except PoolTimeout:
         await pool.close()
         reason = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterator
@@ -86,3 +87,15 @@ async def test_open_pool_fails_clearly_when_the_server_is_unreachable() -> None:
 def test_describe_hides_the_password() -> None:
     assert "hunter2" not in describe("postgresql://bob:hunter2@db:5432/x")
     assert "dbname=x" in describe("postgresql://bob:hunter2@db:5432/x")
+
+
+async def test_a_pool_stopped_while_opening_leaves_no_workers_behind():
+    """A service stopped before Postgres answered must not keep reconnecting forever."""
+    others = asyncio.all_tasks()
+    opening = asyncio.create_task(open_pool("postgresql://postgres@127.0.0.1:1/none", timeout_s=5))
+    await asyncio.sleep(0.3)  # the pool's workers are retrying by now
+    opening.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await opening
+    await asyncio.sleep(0.1)
+    assert asyncio.all_tasks() - others - {asyncio.current_task()} == set()
