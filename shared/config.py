@@ -86,6 +86,10 @@ class DashboardSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     cors_origins: list[str] = Field(default_factory=list)
+    backtests_dir: Path = Field(
+        Path("backtests"),
+        description="backtest runs to show: each subdirectory is one run's --out directory",
+    )
 
 
 class SimulatorSettings(BaseModel):

@@ -174,9 +174,10 @@ def draw_navs(
         )
 
 
-def nav_at(points: Sequence[EquityPoint], ts_ns: int) -> Micros:
-    """The NAV holding at ``ts_ns`` (the last point at or before it; the first one before)."""
-    index = bisect.bisect_right([point.ts_ns for point in points], ts_ns)
+def nav_at(points: Sequence[EquityPoint], stamps: Sequence[int], ts_ns: int) -> Micros:
+    """The NAV holding at ``ts_ns``: the last point at or before it (the first one before
+    the curve starts); ``stamps`` are the points' times."""
+    index = bisect.bisect_right(stamps, ts_ns)
     return points[max(index - 1, 0)].nav
 
 
@@ -188,10 +189,11 @@ def draw_markers(
 ) -> None:
     if not total:
         return
+    stamps = [point.ts_ns for point in total]
     for (strategy, action), group in grouped(markers):
         axes.scatter(
             [day(m.ts_ns) for m in group],
-            [nav_at(total, m.ts_ns) / MICROS_PER_DOLLAR for m in group],
+            [nav_at(total, stamps, m.ts_ns) / MICROS_PER_DOLLAR for m in group],
             marker=MARKER_OF.get(action, "o"),
             color=colors[strategy],
             s=36,

@@ -29,7 +29,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, Field
 from starlette.websockets import WebSocketDisconnect
 
-from services.dashboard import queries
+from services.dashboard import backtests, queries
 from services.dashboard.hub import Hub
 from services.dashboard.view import BusView, portfolio_json, positions_json
 from shared.bus.codec import Codec
@@ -48,6 +48,15 @@ HEARTBEAT_WINDOW: Final = 500
 STATIC: Final = Path(__file__).parent / "static"
 PORTFOLIO_EVERY_S: Final = 0.1
 HEALTH_EVERY_S: Final = 1.0
+ARTIFACT_HEADERS: Final = {
+    # a run's files are data, never code that could act with the gateway's origin;
+    # downloads stay allowed for the page's links to its CSV files
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; sandbox allow-downloads"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
 CONTROLS_OFF: Final = (
     "controls are disabled: start the dashboard with DASHBOARD_TOKEN set (docs/operations.md)"
 )
@@ -234,6 +243,7 @@ def create_app(
         )
     app.state.gateway = gateway
     _routes(app, gateway, hub)
+    _backtest_routes(app, settings.dashboard.backtests_dir)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
@@ -349,6 +359,29 @@ def _routes(app: FastAPI, gateway: Gateway, hub: Hub) -> None:
             pass
         finally:
             hub.leave(client)
+
+
+def _backtest_routes(app: FastAPI, root: Path) -> None:
+    """Read-only, like every GET: backtest runs under ``root`` (services/dashboard/backtests.py).
+
+    Plain ``def`` routes: FastAPI runs them in its thread pool, off the event loop.
+    """
+
+    @app.exception_handler(backtests.BacktestError)
+    async def refused(_: Request, exc: backtests.BacktestError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+    @app.get("/api/backtests")
+    def runs() -> dict[str, Any]:
+        return {"backtests": backtests.list_runs(root)}
+
+    @app.get("/api/backtests/{name}")
+    def report(name: str) -> dict[str, Any]:
+        return backtests.read_report(root, name)
+
+    @app.get("/backtests/{name}/{file}")
+    def artifact(name: str, file: str) -> FileResponse:
+        return FileResponse(backtests.artifact(root, name, file), headers=ARTIFACT_HEADERS)
 
 
 async def _connect_store(gateway: Gateway) -> None:

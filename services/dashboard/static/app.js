@@ -25,6 +25,7 @@ const SIGNALS_KEPT = 500;
 const SIGNALS_SHOWN = 50;
 const FILLS_SHOWN = 50;
 const EQUITY_KEPT = 5000;
+const BACKTEST_LINKS = [['report.html', 'report'], ['equity.png', 'chart']];
 const TOKEN_KEY = 'khv.dashboard.token';
 const FETCH_TIMEOUT_MS = 5000;
 const OPEN_ORDER_STATUSES = new Set(['sent', 'unknown', 'resting', 'partial', 'pending', 'open']);
@@ -53,6 +54,7 @@ const state = {
   endpointHealth: new Map(), // path -> last outcome ('ok' | 'error'), to toast only on change
   panelErrors: new Map(), // panel -> why its data could not be loaded
   portfolioMissing: false, // /api/portfolio answered 404: risk has published nothing yet
+  backtests: [], // runs under dashboard.backtests_dir, by name
 };
 
 // ---------------------------------------------------------------------------
@@ -682,6 +684,61 @@ renderers.signals = function renderSignals() {
   });
   $('signals').replaceChildren(...rows);
   renderPanelNote('signals', rows.length);
+};
+
+// ---------------------------------------------------------------------------
+// backtests (runs on disk, served by the gateway under /backtests/{run}/{file})
+
+function applyBacktests(result) {
+  const runs = listFrom(result, 'backtests');
+  if (runs) state.backtests = runs;
+  notePanel('backtests', runs ? '' : describeFailure(result));
+  invalidate('backtests');
+}
+
+/** An ISO time as `YYYY-MM-DD HH:MM` (the report writes UTC). */
+function shortIso(iso) {
+  return typeof iso === 'string' && iso ? iso.replace('T', ' ').slice(0, 16) : '?';
+}
+
+function backtestLinks(run) {
+  const files = Array.isArray(run.files) ? run.files : [];
+  const links = BACKTEST_LINKS.filter(([file]) => files.includes(file)).map(([file, text]) => {
+    const link = el('a', { text, title: `${run.name}/${file}` });
+    link.href = `/backtests/${encodeURIComponent(run.name)}/${file}`;
+    link.target = '_blank';
+    link.rel = 'noopener';
+    return link;
+  });
+  const cell = el('td', { className: 'files' }, links);
+  if (!links.length) cell.textContent = '—';
+  return cell;
+}
+
+function backtestRow(run) {
+  const span = run.span && typeof run.span === 'object' ? run.span : {};
+  return el('tr', {}, [
+    td(run.name),
+    el('td', { className: 'ellipsis', text: run.title, title: run.title }),
+    el('td', { text: `${shortIso(span.start)} → ${shortIso(span.end)}`, title: span.start ? `${span.start} → ${span.end}` : '' }),
+    td(formatMicros(run.pnl_micros, true), `num ${pnlClass(run.pnl_micros)}`),
+    td(toBigInt(run.trades) === null ? '—' : groupThousands(String(run.trades)), 'num'),
+    td(formatFloat(run.sharpe, 2), 'num'),
+    td(formatPpm(run.max_drawdown_ppm), 'num'),
+    backtestLinks(run),
+  ]);
+}
+
+function backtestErrorRow(run) {
+  const cell = el('td', { className: 'run-error', text: String(run.error) });
+  cell.colSpan = 7;
+  return el('tr', {}, [td(run.name), cell]);
+}
+
+renderers.backtests = function renderBacktests() {
+  const rows = state.backtests.map((run) => (run && run.error ? backtestErrorRow(run) : backtestRow(run)));
+  $('backtests').replaceChildren(...rows);
+  renderPanelNote('backtests', rows.length);
 };
 
 // ---------------------------------------------------------------------------
@@ -1488,6 +1545,11 @@ const poll = {
     noteEndpoint('markets', result);
     applyMarkets(result);
   },
+  async backtests() {
+    const result = await getJSON('/api/backtests');
+    noteEndpoint('backtests', result);
+    applyBacktests(result);
+  },
 };
 
 /** Run a poll unless the same one is still in flight. */
@@ -1520,6 +1582,7 @@ function startPolling() {
   });
   every(5000, () => runPoll('equity'));
   every(60_000, () => runPoll('markets'));
+  every(30_000, () => runPoll('backtests')); // new runs appear as they are written
   every(1000, () => {
     if (bookIsShown()) refreshBook();
     renderUptime();
@@ -1527,7 +1590,7 @@ function startPolling() {
 }
 
 async function initialLoad() {
-  await Promise.all(['status', 'portfolio', 'positions', 'orders', 'fills', 'signals', 'equity'].map(runPoll));
+  await Promise.all(['status', 'portfolio', 'positions', 'orders', 'fills', 'signals', 'equity', 'backtests'].map(runPoll));
   invalidate('fills');
   invalidate('signals');
   await runPoll('markets'); // after positions, so a held market is the default book

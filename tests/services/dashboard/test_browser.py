@@ -1,7 +1,8 @@
 """The web UI in headless Chromium against a running stack (simulator, ingest, strategy,
 risk, execution on paper, the gateway): the page loads, its numbers change as the
-bot trades, the kill switch needs the token and, with it, halts trading and clears
-the resting orders. A screenshot is kept in tests/artifacts/.
+bot trades, the Backtests panel lists a run on disk, the kill switch needs the token
+and, with it, halts trading and clears the resting orders. A screenshot is kept in
+tests/artifacts/.
 
 Debian's Chromium drives it (``make test`` installs it where it can); Playwright's
 own browser download does not work here. Without Chromium the test skips.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import socket
 from collections.abc import AsyncIterator
@@ -19,11 +21,13 @@ from pathlib import Path
 import pytest
 import uvicorn
 
+from services.backtest.plots import write_plots
 from services.dashboard.app import create_app
 from services.execution import service as execution_service
 from services.ingest.service import Ingest, connect_store, load_signer
 from services.risk import service as risk_service
 from services.strategy.service import Strategy
+from shared.performance import EquityPoint
 from tests.services.simulator.kit import start_server
 from tests.services.stack import beating, context, stack_settings, start, stop_all, wait_until
 
@@ -62,7 +66,7 @@ async def stack(sim, aredis, key_prefix, database_url, tmp_path) -> AsyncIterato
         tmp_path,
         metrics={"enabled": False},
         dashboard_token=TOKEN,
-        dashboard={"port": port},
+        dashboard={"port": port, "backtests_dir": str(tmp_path / "backtests")},
         risk={"maker_strategies": ["weather"]},
         feeds={  # the simulator's NWS: the weather model prices, its one-leg signals rest
             "nws": {
@@ -100,6 +104,38 @@ async def stack(sim, aredis, key_prefix, database_url, tmp_path) -> AsyncIterato
         await pool.close()
 
 
+def write_backtest(root: Path) -> None:
+    """One finished run for the Backtests panel: report.json and the real plots."""
+    start = 1_767_225_600_000_000_000
+    figures = {
+        "pnl_micros": 12_340_000,
+        "fees_micros": 0,
+        "turnover_micros": 0,
+        "trades": 3,
+        "win_rate": None,
+        "sharpe": 1.5,
+        "sortino": None,
+        "calmar": None,
+        "max_drawdown_micros": 0,
+        "max_drawdown_ppm": 1_234,
+        "max_drawdown_duration_ns": 0,
+        "fills": 3,
+        "start_nav_micros": 1_000_000_000,
+        "end_nav_micros": 1_012_340_000,
+    }
+    report = {
+        "title": "browser run",
+        "span": {"start": "2026-01-01T00:00:00+00:00", "end": "2026-01-02T00:00:00+00:00"},
+        "total": figures,
+        "strategies": {},
+    }
+    run = root / "browser-run"
+    run.mkdir(parents=True)
+    (run / "report.json").write_text(json.dumps(report))
+    curve = [EquityPoint(start, 1_000_000_000), EquityPoint(start + 10**12, 1_012_340_000)]
+    write_plots(run, {"total": curve}, [], report, title="browser run")
+
+
 async def text_of(page, selector: str) -> str:
     return (await page.locator(selector).inner_text()).strip()
 
@@ -118,6 +154,7 @@ async def test_the_page_trades_live_and_the_kill_switch_needs_and_obeys_the_toke
     sim, aredis, key_prefix, database_url, tmp_path
 ):
     ARTIFACTS.mkdir(exist_ok=True)
+    write_backtest(tmp_path / "backtests")
     async with (
         stack(sim, aredis, key_prefix, database_url, tmp_path) as url,
         playwright_api.async_playwright() as pw,
@@ -136,6 +173,14 @@ async def test_the_page_trades_live_and_the_kill_switch_needs_and_obeys_the_toke
             while await page.locator("#open-orders tr").count() == 0:
                 await asyncio.sleep(0.2)
         await page.screenshot(path=str(ARTIFACTS / "dashboard-trading.png"), full_page=True)
+
+        # the Backtests panel lists the run on disk and links its page
+        row = await wait_text(page, "#backtests", lambda t: "browser-run" in t, 10, "the run")
+        assert "+$12.34" in row and "1.50" in row and "0.12%" in row
+        link = page.locator('#backtests a:text("report")')
+        assert await link.get_attribute("href") == "/backtests/browser-run/report.html"
+        report_page = await page.request.get(f"{url}/backtests/browser-run/report.html")
+        assert report_page.ok and "<svg" in await report_page.text()
 
         # no token: the kill switch is refused and nothing changes
         await page.click("#kill-button")
