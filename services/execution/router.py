@@ -285,7 +285,8 @@ class Router:
             outbid = best is not None and best.price > maker.bid.price
             if book is None or outbid:
                 await self._cancel_maker(coid, "book untrusted" if book is None else "outbid")
-                if book is not None and maker.attempt < self.config.max_reprices:
+                may_reprice = not self.halted and maker.attempt < self.config.max_reprices
+                if book is not None and may_reprice:  # a repricing is a new order
                     await self._make(maker.intent, maker.index, maker.attempt + 1, maker.leg)
 
     async def _cancel_maker(self, coid: str, why: str) -> None:

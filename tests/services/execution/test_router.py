@@ -296,3 +296,17 @@ async def test_a_kill_read_from_control_outlasts_a_stale_active_portfolio(parts)
     router.risk_halted = False  # risk's last state, published before it saw the kill
     await router.execute(intent("s1", buy(A, Side.YES, 40, 2)))
     assert recorder.fills == [] and recorder.events[0][0].reason == "trading halted"
+
+
+@pytest.mark.parametrize("halted", [False, True])
+async def test_an_outbid_maker_is_repriced_unless_trading_is_halted(parts, halted):
+    router, _venue, recorder, books = parts
+    await router.execute(intent("m1", buy(A, Side.YES, 35, 4), route=Route.MAKER))
+    assert recorder.events[-1][1].price == cents(31)
+    books.apply(snapshot(A, yes=[(30, 10), (32, 5)], no=[(60, 5)]))  # someone bids 32
+    router.operator_halt = halted
+    await router.fade()
+    statuses = [(o.status, leg.price) for o, leg, _ in recorder.events]
+    assert (OrderStatus.CANCELED, cents(31)) in statuses
+    repriced = (OrderStatus.RESTING, cents(33)) in statuses
+    assert repriced is not halted  # a halt sends nothing new, repricing included
