@@ -11,15 +11,20 @@ batch is not doubled (the tables' keys include market, time and seq).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
+import structlog
 from psycopg.types.json import Jsonb
 
 from shared.messages import BookDelta, BookSnapshot, BookStatus, Level, MarketData, Trade
 from shared.store.pool import Pool
-from shared.store.writer import BatchWriter, ts_from_ns
+from shared.store.writer import BatchWriter, BufferFull, WriterFailed, ts_from_ns
+
+log = structlog.get_logger("ingest")
 
 RECEIVED_HOP = "ingest.rx"
+WARN_EVERY_S = 10.0
 DELTA_COLUMNS = ("ts", "market", "side", "price_micros", "delta_centi", "seq", "batch")
 SNAPSHOT_COLUMNS = ("ts", "market", "seq", "yes_bids", "no_bids", "batch")
 TRADE_COLUMNS = (
@@ -58,6 +63,9 @@ class Recorder:
         self.snapshots = writer("market_snapshots", SNAPSHOT_COLUMNS, ("market", "ts", "seq"))
         self.trades = writer("market_trades", TRADE_COLUMNS, ("market", "ts", "trade_id"))
         self.statuses = writer("book_status", STATUS_COLUMNS, ("market", "ts", "state"))
+        self.dropped = 0
+        """Batches not recorded because the writers could take no more."""
+        self._warned_at = -WARN_EVERY_S
 
     @property
     def writers(self) -> tuple[BatchWriter, ...]:
@@ -65,7 +73,22 @@ class Recorder:
 
     def record(self, messages: Iterable[MarketData], batch_ns: int) -> None:
         """One published batch: each row stamped with its message's receive time and
-        with the batch (the time it was published)."""
+        with the batch (the time it was published).
+
+        Recording never stops the feed: when Postgres has been away so long that the
+        writers' buffers are full (or a writer failed for good), the rows are dropped,
+        counted and logged, and market data keeps flowing to the services.
+        """
+        try:
+            self._record(messages, batch_ns)
+        except (BufferFull, WriterFailed) as exc:
+            self.dropped += 1
+            now = time.monotonic()
+            if now - self._warned_at >= WARN_EVERY_S:
+                self._warned_at = now
+                log.error("market data not recorded", batches_dropped=self.dropped, error=str(exc))
+
+    def _record(self, messages: Iterable[MarketData], batch_ns: int) -> None:
         for message in messages:
             ts = ts_from_ns(_received(message, batch_ns))
             if isinstance(message, BookDelta):
