@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
+import psycopg
 import structlog
 
 from services.risk.guardian import Decision, Guardian
@@ -120,6 +121,7 @@ class Risk:
         self.guardian = guardian
         self.store = store
         self._dirty = True
+        self._unsaved: list[Transition] = []
         self._halt_reasons = set(HALT_REASONS)
         settings = ctx.settings
         every_shard = range(settings.bus.shards)
@@ -220,8 +222,8 @@ class Risk:
                 market=command.market or "system",
                 reason=command.reason,
             )
-            await self.store.record_command(command, now)
             await self.apply(self.guardian.on_command(command, now), force=True)
+            await self.store.record_command(command, now)  # after: a kill must not wait
 
     def on_markets(self, messages: list[Message]) -> None:
         for message in messages:
@@ -239,8 +241,13 @@ class Risk:
     # --- state changes ----------------------------------------------------------------
 
     async def apply(self, transitions: list[Transition], *, force: bool = False) -> None:
-        """Persist and audit transitions, then tell everyone the new state at once."""
-        if not transitions and not force:
+        """Persist and audit transitions, then tell everyone the new state at once.
+
+        The new state is published even when Postgres cannot be written (a halt must
+        reach execution now); what was not saved is saved with the next change or the
+        next tick of the clock.
+        """
+        if not transitions and not force and not self._unsaved:
             return
         for t in transitions:
             log.warning(
@@ -252,7 +259,16 @@ class Risk:
                 reason=t.reason,
                 actor=t.actor,
             )
-        await self.store.record_transitions(transitions, self.guardian.trading.to_record())
+        self._unsaved += transitions
+        try:
+            await self.store.record_transitions(self._unsaved, self.guardian.trading.to_record())
+            self._unsaved = []
+        except psycopg.Error as exc:
+            log.error(
+                "trading state not saved yet, retried every second",
+                unsaved=len(self._unsaved),
+                error=" ".join(str(exc).split()),
+            )
         await self.publish_state()
 
     async def publish_state(self) -> None:
@@ -307,7 +323,10 @@ class Risk:
     async def snapshots(self) -> None:
         interval = self.ctx.settings.risk.snapshot_interval_s
         while not self.ctx.stop.is_set():
-            await self.store.snapshot(self.guardian.state(time.time_ns()))
+            try:
+                await self.store.snapshot(self.guardian.state(time.time_ns()))
+            except psycopg.Error as exc:  # a missed snapshot is a gap in the chart only
+                log.warning("portfolio snapshot skipped", error=" ".join(str(exc).split()))
             await asyncio.sleep(interval)
 
     async def consume(self) -> None:

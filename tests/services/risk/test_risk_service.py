@@ -179,3 +179,31 @@ async def test_the_kill_switch_outlives_restarts_of_risk_and_of_redis(settings, 
         await publish_signals(ctx, far(3, buy(TICKERS[0])))
         found = await decisions_for(aredis, key_prefix, 2)
         assert found[-1].approved
+
+
+async def test_a_kill_is_published_while_postgres_is_away_and_saved_when_it_returns(
+    settings, aredis, key_prefix, database_url
+):
+    ctx = context("risk", settings, aredis)
+    pool = await risk_service.open_migrated(database_url)
+    store = risk_service.RiskStore(pool)
+    guardian = await risk_service.load_guardian(settings, store, time.time_ns())
+    away = await risk_service.open_migrated(database_url)
+    await away.close()  # a real pool that cannot give a connection: Postgres is away
+    risk = risk_service.Risk(ctx, guardian, risk_service.RiskStore(away))
+    try:
+        kill = ControlCommand(
+            command_id="k1", command=Command.KILL, actor="test", ts_ns=time.time_ns()
+        )
+        await risk.apply(risk.guardian.on_command(kill, time.time_ns()), force=True)
+        state = await latest_state(aredis, key_prefix)
+        assert state is not None and state.trading_state is TradingState.HALTED
+        assert risk._unsaved, "the kill waits to be saved"
+        risk.store = store  # Postgres is back: the clock's next tick saves it
+        await risk.apply([])
+        assert risk._unsaved == []
+        with psycopg.connect(database_url) as conn:
+            saved = conn.execute("SELECT record FROM trading_state").fetchone()
+        assert saved is not None and "kill" in saved[0]["halts"]
+    finally:
+        await pool.close()
