@@ -76,6 +76,13 @@ async def every(seconds: float, stop: asyncio.Event, job: Callable[[], Awaitable
                 await stop.wait()
 
 
+def liveness_ping_s(stale_after_s: float) -> float:
+    """Our own ping interval: its pongs prove the connection alive well within
+    ``stale_after_s`` even when no book moves (Kalshi's own pings come only every 10 s,
+    which would make a quiet connection flap between stale and fresh)."""
+    return stale_after_s / 3
+
+
 class Ingest:
     """The parts of one ingest process and the loops that drive them."""
 
@@ -88,7 +95,10 @@ class Ingest:
         self.feed = BookFeed(self.keeper, self.outbox)
         self.trades = TradeFeed(self.outbox)
         self.ws = KalshiWebSocket.from_settings(
-            settings.kalshi, signer, WsRouter(self.feed, self.trades)
+            settings.kalshi,
+            signer,
+            WsRouter(self.feed, self.trades),
+            ping_interval_s=liveness_ping_s(settings.ingest.stale_after_s),
         )
         self.rest = KalshiRest.from_settings(settings.kalshi, signer)
         self.discovery = Discovery(self.rest, ctx.publisher, pool, settings.ingest.series)

@@ -235,3 +235,14 @@ async def test_close_is_clean_and_final(server: SimulatorServer) -> None:
     assert not ws.connected and ws.stale()
     with pytest.raises(KalshiWsError):
         await ws.subscribe("ticker")
+
+
+@pytest.mark.parametrize("ping_s", [0.2, None])
+async def test_our_own_pings_keep_a_quiet_connection_fresh(server, ping_s):
+    """No book moves and the server's pings are 10 s apart: only our pongs prove life."""
+    ws = KalshiWebSocket(
+        server.ws_url, signer("alice"), Recorder(), reconnect=FAST, ping_interval_s=ping_s
+    )
+    async with ws:
+        await asyncio.sleep(1.5)  # silence: nothing subscribed
+        assert ws.stale(1.0) is (ping_s is None)
