@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -44,7 +45,7 @@ def effects(database_url: str) -> tuple[int, int]:
 
 
 def start_worker(
-    database_url: str, prefix: str, name: str, hang_after: int = 0
+    database_url: str, prefix: str, name: str, log: Path, hang_after: int = 0
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
@@ -58,14 +59,21 @@ def start_worker(
             str(hang_after),
         ],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=log.open("wb"),
         env={**os.environ},
     )
 
 
+def said(worker: subprocess.Popen[bytes], log: Path, expected: bytes) -> None:
+    """The worker's next line is ``expected``; else what it wrote to stderr, to see why."""
+    assert worker.stdout is not None
+    line = worker.stdout.readline().strip()
+    assert line == expected, f"worker said {line!r}; its stderr:\n{log.read_text()[-3000:]}"
+
+
 @pytest.mark.slow
 async def test_hundred_thousand_messages_three_consumers_one_killed(
-    aredis, key_prefix, database_url
+    aredis, key_prefix, database_url, tmp_path
 ):
     with psycopg.connect(database_url) as conn:
         conn.execute("CREATE TABLE inbox (trade_id text PRIMARY KEY)")
@@ -74,15 +82,15 @@ async def test_hundred_thousand_messages_three_consumers_one_killed(
     for start in range(0, TOTAL, 5000):
         await publisher.publish_many(FILLS, [fill(i) for i in range(start, start + 5000)])
     # w0 commits 20 batches of 500, then hangs before its ack and is killed there
+    logs = [tmp_path / f"w{i}.log" for i in range(3)]
     workers = [
-        start_worker(database_url, key_prefix, f"w{i}", KILL_AFTER // 500 if i == 0 else 0)
+        start_worker(database_url, key_prefix, f"w{i}", logs[i], KILL_AFTER // 500 if i == 0 else 0)
         for i in range(3)
     ]
     try:
-        for worker in workers:
-            assert worker.stdout is not None and worker.stdout.readline().strip() == b"ready"
-        assert workers[0].stdout is not None
-        assert workers[0].stdout.readline().strip() == b"hanging"
+        for worker, log in zip(workers, logs, strict=True):
+            said(worker, log, b"ready")
+        said(workers[0], logs[0], b"hanging")
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait()
         key = stream_key(key_prefix, FILLS)
