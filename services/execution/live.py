@@ -44,6 +44,7 @@ from shared.kalshi.errors import (
     KalshiTransportError,
     NotFound,
     OrderStateUnknown,
+    SendAborted,
 )
 from shared.kalshi.rest import KalshiRest
 from shared.kalshi.signing import Signer
@@ -159,6 +160,10 @@ class LiveVenue:
         self._reconciling = asyncio.Lock()
         self._recovery: asyncio.Task[None] | None = None
         self._closing = False
+        self.may_send: Callable[[Leg], bool] = lambda _leg: True
+        """Asked before every attempt to create an order (execution: not halted, book
+        trusted), so an order held in retries or by the rate limiter never leaves after a
+        kill switch or once its book went bad."""
         # counters for the service to publish
         self.requests = 0
         self.errors = 0
@@ -242,7 +247,16 @@ class LiveVenue:
             raise VenueRejected(cid, "not reconciled")
         fresh = self._track(request)
         try:
-            response = await self._call(self.rest.create_order(_v2_order(request)))
+            response = await self._call(
+                self.rest.create_order(
+                    _v2_order(request), may_send=lambda: self.may_send(request.leg)
+                )
+            )
+        except SendAborted as exc:
+            if fresh:
+                self._sent.pop(cid, None)
+            self.rejected += 1
+            raise VenueRejected(cid, "no longer allowed when it was to be sent") from exc
         except OrderStateUnknown:
             self.unknown += 1
             raise

@@ -122,12 +122,12 @@ class Router:
     # --- intents ----------------------------------------------------------------------
 
     async def execute(self, intent: OrderIntent) -> None:
-        refusal = self._refusal(intent)
         route = intent.route.value
         orders = [(o.client_order_id, o.leg) for o in intent.orders]
         if not await self.store.claim_all(intent, orders, route):
             log.info("intent seen before, nothing sent again", intent_id=intent.intent_id)
             return
+        refusal = self._refusal(intent)  # after the claim's await: as late as possible
         if refusal:
             for order in intent.orders:
                 await self._report(_rejected(order.client_order_id, order.leg, refusal), order.leg)
@@ -149,7 +149,14 @@ class Router:
             return "expired before it could be sent"
         if not self.venue.ready:
             return "venue not reconciled with the exchange"
+        untrusted = sorted({o.leg.market for o in intent.orders if not self.may_trade(o.leg)})
+        if untrusted:  # the book went bad after the signal: never trade on it
+            return f"book not trusted now: {', '.join(untrusted)}"
         return ""
+
+    def may_trade(self, leg: Leg) -> bool:
+        """An order for ``leg`` may leave now: not halted, and its book trusted."""
+        return not self.halted and self.books.book(leg.market) is not None
 
     # --- sniper -----------------------------------------------------------------------
 

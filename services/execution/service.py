@@ -108,6 +108,8 @@ class Execution:
                 cents(config.unwind_slippage_cents),
             ),
         )
+        if isinstance(self.venue, LiveVenue):  # a kill or a bad book stops orders in retries
+            self.venue.may_send = self.router.may_trade
         redis, prefix, bus = ctx.redis, ctx.settings.key_prefix, ctx.settings.bus
         self.consumers = [
             self._consumer(INTENTS, self.on_intents),

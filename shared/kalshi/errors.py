@@ -76,6 +76,20 @@ class OrderStateUnknown(KalshiError):
         self.cause = cause
 
 
+class SendAborted(KalshiError):
+    """An order-creating request given up before an attempt left, because the caller's
+    ``may_send`` said no (execution: trading halted, the kill switch).
+
+    Every earlier attempt, if any, was refused before it had any effect (429, or a
+    connection that never opened), so the order does not exist at the exchange.
+    """
+
+    def __init__(self, client_order_ids: list[str], cause: str) -> None:
+        super().__init__(f"not sent {client_order_ids}: {cause}")
+        self.client_order_ids = client_order_ids
+        self.cause = cause
+
+
 class KalshiWsError(KalshiError):
     """A WebSocket command failed: an ``error`` reply, a timeout, or a lost connection."""
 

@@ -34,6 +34,7 @@ from shared.kalshi.errors import (
     KalshiProtocolError,
     KalshiTransportError,
     OrderStateUnknown,
+    SendAborted,
     api_error,
 )
 from shared.kalshi.ratelimit import RateLimiter, cost_of
@@ -191,14 +192,21 @@ class KalshiRest:
         batch_size: int = 1,
         idempotent: bool = True,
         client_order_ids: Sequence[str] = (),
+        may_send: Callable[[], bool] | None = None,
     ) -> bytes:
-        """One logical call: wait for tokens, send, retry what is safe; the 2xx body."""
+        """One logical call: wait for tokens, send, retry what is safe; the 2xx body.
+
+        ``may_send`` is asked right before every attempt leaves (after any wait for
+        tokens or between retries); a no raises :class:`SendAborted`.
+        """
         bucket, cost = cost_of(method, path, batch_size)
         attempt = 0
         while True:
             attempt += 1
             if self.limiter is not None:
                 await self.limiter.acquire(bucket, cost)
+            if may_send is not None and not may_send():
+                raise SendAborted(list(client_order_ids), f"{method} {path}: no longer wanted")
             self.metrics.requests += 1
             try:
                 response = await self._http.send(self._build(method, path, params, body))
@@ -437,10 +445,13 @@ class KalshiRest:
 
     # --- V2 order entry -------------------------------------------------------------------
 
-    async def create_order(self, order: m.CreateOrderV2) -> m.CreateOrderV2Response:
+    async def create_order(
+        self, order: m.CreateOrderV2, *, may_send: Callable[[], bool] | None = None
+    ) -> m.CreateOrderV2Response:
         """``POST /portfolio/events/orders``; build ``order`` with :func:`models.new_order`.
 
-        Raises OrderStateUnknown when the outcome cannot be known (see the module doc).
+        Raises OrderStateUnknown when the outcome cannot be known (see the module doc),
+        SendAborted when ``may_send`` says no before an attempt (nothing was created).
         """
         body = await self._send(
             "POST",
@@ -448,6 +459,7 @@ class KalshiRest:
             body=_encoder.encode(order),
             idempotent=False,
             client_order_ids=[order.client_order_id] if order.client_order_id else [],
+            may_send=may_send,
         )
         return self._decoders.decode(m.CreateOrderV2Response, body)
 

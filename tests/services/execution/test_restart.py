@@ -100,6 +100,14 @@ async def test_a_redelivered_intent_sends_nothing_and_the_ledger_matches_the_exc
         sim, key_prefix, database_url, tmp_path, mode="live", metrics={"enabled": False}
     )
     publisher = context("risk", settings, aredis).publisher
+    book = BookSnapshot(  # execution sends nothing for a market whose book it cannot trust
+        market=market.ticker,
+        event=market.ticker.rsplit("-", 1)[0],
+        yes_bids=[],
+        no_bids=[Level(cents(60), contracts(5))],
+        seq=1,
+    )
+    await publisher.publish(MARKET_DATA, MarketDataBatch(items=[book]), event=book.event)
     intent = an_intent(market.ticker)
     await publisher.publish(INTENTS, intent)
     await run_until(

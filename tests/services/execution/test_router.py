@@ -20,6 +20,8 @@ from shared.messages import (
     Action,
     BookDelta,
     BookSnapshot,
+    BookState,
+    BookStatus,
     Fill,
     Hop,
     Leg,
@@ -310,3 +312,11 @@ async def test_an_outbid_maker_is_repriced_unless_trading_is_halted(parts, halte
     assert (OrderStatus.CANCELED, cents(31)) in statuses
     repriced = (OrderStatus.RESTING, cents(33)) in statuses
     assert repriced is not halted  # a halt sends nothing new, repricing included
+
+
+async def test_an_intent_whose_book_went_bad_after_its_signal_is_not_sent(parts):
+    router, venue, recorder, books = parts
+    books.apply(BookStatus(market=A, event="KXT-1", state=BookState.INVALID, reason="gap"))
+    await router.execute(intent("s1", buy(A, Side.YES, 40, 2)))
+    assert recorder.fills == [] and await venue.open_orders() == []
+    assert [o.reason for o, _, _ in recorder.events] == [f"book not trusted now: {A}"]
