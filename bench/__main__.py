@@ -18,6 +18,7 @@ SUITES = [
     "strategy",
     "risk",
     "pipeline",
+    "load",
     "replay",
 ]
 
