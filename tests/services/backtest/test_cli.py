@@ -110,8 +110,8 @@ def test_a_sweep_runs_every_combination_and_tabulates_them(tmp_path: Path, capsy
         (["--from-db"], 1, "--from-db needs --since and --until"),
     ],
 )
-def test_bad_input_gets_a_clear_error(tmp_path: Path, capsys, args, code, says):
-    os.chdir(tmp_path)
+def test_bad_input_gets_a_clear_error(tmp_path: Path, capsys, monkeypatch, args, code, says):
+    monkeypatch.chdir(tmp_path)  # restored afterwards: later tests run modules from the root
     (tmp_path / "x.csv").write_text("timestamp,market_ticker,best_yes_bid,best_no_bid\n")
     assert main([*args, "--out", str(tmp_path / "out")]) == code
     assert says in capsys.readouterr().err

@@ -87,7 +87,15 @@ def explain(replay_fills: set, live_fills: set, outcome, database_url: str) -> N
 async def test_a_replay_of_a_recorded_session_makes_the_same_orders_fills_and_pnl(
     sim, aredis, key_prefix, database_url, tmp_path
 ):
-    settings = stack_settings(sim, key_prefix, database_url, tmp_path, metrics={"enabled": False})
+    settings = stack_settings(
+        sim,
+        key_prefix,
+        database_url,
+        tmp_path,
+        metrics={"enabled": False},
+        # a slow machine must not expire live intents the replay would execute
+        strategy={"signal_ttl_s": 10.0},
+    )
     since = datetime.now(UTC) - timedelta(seconds=1)
     await live_session(settings, aredis, database_url, sim)
     until = datetime.now(UTC) + timedelta(seconds=1)
