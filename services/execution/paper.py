@@ -41,6 +41,7 @@ from shared.messages import (
     Trade,
 )
 from shared.money import Count, Micros
+from shared.recent import Recent
 
 log = structlog.get_logger("paper")
 
@@ -105,7 +106,7 @@ class PaperVenue:
         self.rates = rates
         self.clock = clock
         self.taken = TakenLiquidity()
-        self._orders: dict[str, _Order] = {}
+        self._orders: Recent[str, _Order] = Recent()  # resting ones also in _resting
         self._resting: dict[str, _Order] = {}
         self._sink: VenueSink | None = None
 

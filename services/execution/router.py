@@ -41,6 +41,7 @@ from shared.kalshi.errors import KalshiError
 from shared.marketbooks import MarketBooks
 from shared.messages import Action, Hop, Leg, OrderIntent, OrderStatus, Route
 from shared.money import Count, Micros, cents, format_count
+from shared.recent import Recent
 
 log = structlog.get_logger("execution")
 
@@ -114,7 +115,7 @@ class Router:
         self.risk_halted = False
         """Risk's published trading state is HALTED."""
         self.makers: dict[str, Maker] = {}
-        self.legs: dict[str, Leg] = {}
+        self.legs: Recent[str, Leg] = Recent()
         """The leg of every order sent or known, for its order events."""
         self.tick_to_order_ns: list[int] = []
         """Book change at ingest to order sent, per order (drained by the metrics)."""

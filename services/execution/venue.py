@@ -22,6 +22,7 @@ from typing import Protocol
 from shared.kalshi.errors import OrderStateUnknown
 from shared.messages import Fill, Hop, Leg, OrderEvent, OrderStatus
 from shared.money import Count
+from shared.recent import Recent
 
 __all__ = [
     "OrderRequest",
@@ -76,8 +77,7 @@ class ReportedStates:
     its order stream), and it counts once. Remembers the newest ``limit`` orders."""
 
     def __init__(self, limit: int = 100_000) -> None:
-        self.limit = limit
-        self._last: dict[str, tuple[OrderStatus, int, int]] = {}
+        self._last: Recent[str, tuple[OrderStatus, int, int]] = Recent(limit)
 
     def news(self, order: VenueOrder) -> bool:
         """True (and remembered) if this is not the state last told of the order."""
@@ -85,9 +85,6 @@ class ReportedStates:
         if self._last.get(order.client_order_id) == state:
             return False
         self._last[order.client_order_id] = state
-        if len(self._last) > self.limit:  # oldest first: long-finished orders
-            for coid in list(self._last)[: self.limit // 2]:
-                del self._last[coid]
         return True
 
 

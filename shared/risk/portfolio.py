@@ -37,6 +37,7 @@ from shared.messages import (
     TradingState,
 )
 from shared.money import ONE_DOLLAR, Count, Micros, ceil_div, notional
+from shared.recent import Recent
 from shared.risk.limits import PPM
 from shared.weather import STATIONS, STATIONS_BY_SERIES
 
@@ -146,7 +147,7 @@ class PortfolioView:
         self._orders: dict[str, Leg] = {}
         self._orders_in: dict[str, dict[str, Leg]] = {}
         """The open orders again, by market (the checks look one market up at a time)."""
-        self._closed_orders: set[str] = set()
+        self._closed_orders: Recent[str, None] = Recent()
         self._values: dict[str, Micros] = {}
         """Each holding's mark-to-market (at cost when unmarked); NAV = cash + their sum."""
         self._value_total: Micros = 0
@@ -201,7 +202,7 @@ class PortfolioView:
                 self._put_order(coid, event.leg)
         else:
             self._drop_order(coid)
-            self._closed_orders.add(coid)
+            self._closed_orders[coid] = None
 
     def settle(self, market: str, yes_won: bool) -> Settlement | None:
         """Settle a market in the ledger; its mark is dropped."""
