@@ -37,6 +37,9 @@ CHANNEL = "orderbook_delta"
 HOP_RECEIVED = "ingest.rx"
 MAX_BATCH = 500
 """Most market-data messages in one stream entry."""
+YIELD_AT = 32
+"""A burst of WebSocket messages is read without a pause; once this many wait to be
+published, the reader lets the outbox run (else the first waits for the whole burst)."""
 
 
 class Recording(Protocol):
@@ -53,6 +56,10 @@ class Outbox:
         self._pending: list[MarketData] = []
         self._wake = asyncio.Event()
         self.published = 0
+
+    @property
+    def backlog(self) -> int:
+        return len(self._pending)
 
     def put(self, messages: list[MarketData], received_ns: int) -> None:
         if not messages:
@@ -148,6 +155,8 @@ class BookFeed:
         else:
             out = self._lifecycle(event)
         self.outbox.put(out, received)
+        if self.outbox.backlog >= YIELD_AT:
+            await asyncio.sleep(0)
 
     def _lifecycle(self, event: WsEvent) -> list[MarketData]:
         if isinstance(event, Disconnected):

@@ -134,6 +134,11 @@ class StrategyEngine:
         self._pending -= due
         return self._scan(due, now_ns)
 
+    @property
+    def pending(self) -> frozenset[str]:
+        """Events changed inside their throttle window, waiting for :meth:`tick`."""
+        return frozenset(self._pending)
+
     def next_due_ns(self) -> int | None:
         """When the earliest throttled scan comes due (None: nothing waits)."""
         if not self._pending:

@@ -41,6 +41,7 @@ DESCRIPTION = (
 )
 GROUP: Final = "strategy"
 TICK_S: Final = 0.01
+TICKS_PER_REPORT: Final = 100
 RECEIVED_HOP: Final = "ingest.rx"
 
 
@@ -60,6 +61,9 @@ class Strategy:
             settings.strategy, current_upper_bp=settings.feeds.fed.current_upper_bp
         )
         self._owned: set[int] | None = None
+        self._waiting_hops: dict[str, list[Hop]] = {}
+        """The hops of the first batch that changed each event waiting for a throttled scan."""
+        self._ticks = 0
         self._scans = metrics.CounterFrom(metrics.SCANS)
         redis, prefix = ctx.redis, settings.key_prefix
         self.md = consumer(ctx, MARKET_DATA, GROUP, self.on_market_data, ())
@@ -97,13 +101,19 @@ class Strategy:
             if not isinstance(batch, MarketDataBatch):
                 continue
             signals = self.engine.on_market_data(batch.items, time.time_ns())
-            await self.publish(signals, upstream_hops(batch))
+            hops = upstream_hops(batch)
+            for event in self.engine.pending:
+                self._waiting_hops.setdefault(event, hops)
+            await self.publish(signals, hops)
 
-    async def publish(self, signals: Sequence[Signal], hops: list[Hop]) -> None:
+    async def publish(self, signals: Sequence[Signal], hops: list[Hop] | None) -> None:
+        """``hops`` None: each signal carries the hops of what made its event wait."""
         if not signals:
             return
         for signal in signals:
-            signal.hops = list(hops)
+            signal.hops = list(
+                hops if hops is not None else self._waiting_hops.get(signal.event, [])
+            )
         await self.ctx.publisher.publish_many(SIGNALS, signals, events=[s.event for s in signals])
         for signal in signals:
             metrics.SIGNALS.labels(signal.strategy, signal.kind).inc()
@@ -133,19 +143,31 @@ class Strategy:
         """Throttled scans that came due, and shard changes."""
         while not self.ctx.stop.is_set():
             self._sync_owner()
-            await self.publish(self.engine.tick(time.time_ns()), [])
-            trusted = len(self.engine.books.trusted())
-            self.ctx.info.update(
-                {
-                    "scans": str(self.engine.scans),
-                    "signals": str(self.engine.emitted),
-                    "markets": str(len(self.engine.catalog)),
-                    "books_trusted": str(trusted),
-                }
-            )
-            self._scans.update(self.engine.scans)
-            metrics.BOOKS_TRUSTED.set(trusted)
+            await self.publish(self.engine.tick(time.time_ns()), None)
+            self._forget_scanned()
+            self._ticks += 1
+            if self._ticks % TICKS_PER_REPORT == 0:
+                self.report()
             await asyncio.sleep(TICK_S)
+
+    def _forget_scanned(self) -> None:
+        waiting = self.engine.pending
+        for event in [e for e in self._waiting_hops if e not in waiting]:
+            del self._waiting_hops[event]
+
+    def report(self) -> None:
+        """What the heartbeat and the metrics say of this replica (once a second)."""
+        trusted = len(self.engine.books.trusted())
+        self.ctx.info.update(
+            {
+                "scans": str(self.engine.scans),
+                "signals": str(self.engine.emitted),
+                "markets": str(len(self.engine.catalog)),
+                "books_trusted": str(trusted),
+            }
+        )
+        self._scans.update(self.engine.scans)
+        metrics.BOOKS_TRUSTED.set(trusted)
 
     async def run(self) -> None:
         stop = self.ctx.stop
