@@ -72,7 +72,8 @@ def configure_logging(
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
+            # a library's ``extra=`` fields are kept, and redacted like ours
+            foreign_pre_chain=[*shared[:-1], structlog.stdlib.ExtraAdder(), redact],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info if as_json else _identity,

@@ -344,7 +344,7 @@ class KalshiWebSocket:
             await self.handler(event)
         except Exception:
             self.handler_errors += 1
-            log.exception("kalshi ws handler failed", extra={"event": type(event).__name__})
+            log.exception("kalshi ws handler failed", extra={"message_type": type(event).__name__})
 
     async def _answer(self, reply: m.Subscribed | m.Ok | m.Unsubscribed | m.Error) -> bool:
         """Give a command reply to its command; False if no command awaits it."""

@@ -65,6 +65,9 @@ def test_logs_are_json_lines_without_secrets(capsys):
     assert lines[0]["note"] == "key *** here"
     assert lines[0]["token"] == "***"
     assert lines[1]["event"] == "lib says ***"
+    logging.getLogger("library").warning("retry", extra={"path": "/x", "why": "hunter2-secret"})
+    extra = json.loads(capsys.readouterr().err)
+    assert (extra["event"], extra["path"], extra["why"]) == ("retry", "/x", "***")
     log.info("a short word stays")
     assert "short word" in capsys.readouterr().err
 
