@@ -24,7 +24,12 @@ class StrategySettings(BaseModel):
     min_edge: float = Field(
         0.02, ge=0, lt=1, description="least profit after fees per contract/set, as a share of $1"
     )
-    scan_hz: float = Field(10.0, gt=0, description="most scans per second of one event")
+    scan_hz: float = Field(
+        10.0,
+        gt=0,
+        description="most scans per second of one event for changes below the best bids "
+        "(a moved best bid is scanned at once)",
+    )
     signal_ttl_s: float = Field(2.0, gt=0, description="a signal is void this long after its book")
     cooldown_s: float = Field(
         1.0, ge=0, description="the same legs are not signalled again within this (in flight)"

@@ -4,8 +4,9 @@ The service feeds it from the bus, the backtester from recorded data; both pass
 the clock (``now_ns``), so a replay gives the very same signals. Books come
 from the market-data stream and are used only while trusted; nothing is
 signalled while the Kalshi connection is stale. Each event is scanned when one
-of its books or one of its models' inputs changes, at most ``scan_hz`` times a
-second; changes inside that window are scanned when it ends (:meth:`tick`).
+of its books or one of its models' inputs changes: at once when a best bid moved
+(``TopOfBook``: that is where arbitrage appears), otherwise at most ``scan_hz``
+times a second, changes inside that window scanned when it ends (:meth:`tick`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from shared.messages import (
     PortfolioState,
     Side,
     Signal,
+    TopOfBook,
     VenueBook,
     WeatherObservation,
 )
@@ -101,15 +103,18 @@ class StrategyEngine:
 
     def on_market_data(self, items: Iterable[MarketData], now_ns: int) -> list[Signal]:
         changed: set[str] = set()
+        top_moved: set[str] = set()
         table = self._table
         for item in items:
+            if isinstance(item, TopOfBook):
+                top_moved.add(item.event)
             market = self.books.apply(item)
             if market is None:
                 continue
             changed.add(item.event)
             if table is not None:
                 table.update(market, self.books.book(market))
-        return self._request(changed, now_ns)
+        return self._request(changed, now_ns, urgent=changed & top_moved)
 
     def remember(self, observation: Observation) -> set[str]:
         """Take in an observation without scanning (history); returns the keys it moved."""
@@ -147,11 +152,14 @@ class StrategyEngine:
 
     # --- scanning -----------------------------------------------------------------------
 
-    def _request(self, events: set[str], now_ns: int) -> list[Signal]:
+    def _request(
+        self, events: set[str], now_ns: int, urgent: frozenset[str] | set[str] = frozenset()
+    ) -> list[Signal]:
         due: set[str] = set()
         for event in events:
-            if now_ns >= self._last_scan.get(event, 0) + self.interval_ns:
+            if event in urgent or now_ns >= self._last_scan.get(event, 0) + self.interval_ns:
                 due.add(event)
+                self._pending.discard(event)
             else:
                 self._pending.add(event)
         return self._scan(due, now_ns)

@@ -13,6 +13,7 @@ from shared.messages import (
     MarketInfo,
     PortfolioState,
     Side,
+    TopOfBook,
     TradingState,
     VenueBook,
     WeatherObservation,
@@ -206,3 +207,18 @@ def test_a_weather_observation_prices_the_ladder_and_signals_the_sure_market():
         ("model", "weather", infos[3].market)
     ]
     assert signals[0].model_p == 1.0 and signals[0].legs[0].side is Side.YES
+
+
+def test_a_moved_best_bid_is_scanned_at_once_inside_the_throttle_window():
+    infos = weather_event(EVENT)
+    strategy = engine(scan_hz=10.0)
+    strategy.on_market_data(fair_brackets(infos), NOW)
+    cheap = cheap_brackets(infos)
+    tops = [
+        TopOfBook(market=s.market, event=s.event, yes_bid=s.yes_bids[-1], no_bid=s.no_bids[-1])
+        for s in cheap
+        if isinstance(s, BookSnapshot)
+    ]
+    signals = strategy.on_market_data([*cheap, *tops], NOW + 30 * MS)
+    assert [s.kind for s in signals] == ["atomic_yes"]
+    assert strategy.scans == 2 and strategy.next_due_ns() is None
