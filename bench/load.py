@@ -594,8 +594,8 @@ def orders_note(orders: Orders) -> str:
     rejected = sum(orders.rejected.values())
     reasons = ", ".join(f"{count} {why}" for why, count in orders.rejected.most_common(2))
     return (
-        f"{orders.unmeasured} more orders sent without an ingest.rx hop (signals of throttled"
-        f" scans carry no hops) are not in these figures; {rejected} refused by execution"
+        f"{orders.unmeasured} more orders sent without an ingest.rx hop (no book change behind"
+        f" them) are not in these figures; {rejected} refused by execution"
         + (f" ({reasons})" if reasons else "")
     )
 
