@@ -10,7 +10,10 @@ about an unknown order.
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
+
+ORDERS_REMEMBERED: Final = 20_000
+"""Per-order memory of a service: hours of real trading, minutes of a load test."""
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -19,7 +22,7 @@ V = TypeVar("V")
 class Recent(MutableMapping[K, V], Generic[K, V]):
     """A dict bounded to about ``limit`` entries, oldest inserted forgotten first."""
 
-    def __init__(self, limit: int = 100_000) -> None:
+    def __init__(self, limit: int = ORDERS_REMEMBERED) -> None:
         if limit < 2:
             raise ValueError(f"limit {limit} must be at least 2")
         self.limit = limit

@@ -71,7 +71,6 @@ DESCRIPTION = (
     "fills to the ledger in Postgres (one active instance)."
 )
 GROUP: Final = "execution"
-REMEMBERED_STATES: Final = 100_000
 
 
 def signer_of(ctx: ServiceContext) -> Signer | None:
@@ -91,7 +90,7 @@ class Execution:
         self.ledger = ledger
         self.books = MarketBooks()
         self.catalog: dict[str, MarketInfo] = {}
-        self._reported = ReportedStates(REMEMBERED_STATES)
+        self._reported = ReportedStates()
         self.signer = signer_of(ctx)
         self.venue = self._venue()
         if isinstance(self.venue, LiveVenue):

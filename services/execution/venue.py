@@ -22,7 +22,7 @@ from typing import Protocol
 from shared.kalshi.errors import OrderStateUnknown
 from shared.messages import Fill, Hop, Leg, OrderEvent, OrderStatus
 from shared.money import Count
-from shared.recent import Recent
+from shared.recent import ORDERS_REMEMBERED, Recent
 
 __all__ = [
     "OrderRequest",
@@ -76,7 +76,7 @@ class ReportedStates:
     """The last state told of each order: a venue may tell one twice (its answer and
     its order stream), and it counts once. Remembers the newest ``limit`` orders."""
 
-    def __init__(self, limit: int = 100_000) -> None:
+    def __init__(self, limit: int = ORDERS_REMEMBERED) -> None:
         self._last: Recent[str, tuple[OrderStatus, int, int]] = Recent(limit)
 
     def news(self, order: VenueOrder) -> bool:
