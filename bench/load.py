@@ -129,7 +129,7 @@ class Stack:
             "KALSHI_PRIVATE_KEY_PATH": str(private),
             "KHV_KALSHI__REST_URL": f"{base}/trade-api/v2",
             "KHV_KALSHI__WS_URL": f"ws://127.0.0.1:{self.port}/trade-api/ws/v2",
-        }
+        } | {k: v for k, v in os.environ.items() if k.startswith("KHV_TRACEMALLOC")}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def _start(self, name: str, argv: list[str]) -> None:

@@ -41,6 +41,7 @@ from shared.bus.publisher import Publisher
 from shared.bus.shards import ShardOwnership
 from shared.config import ConfigError, Settings, load_settings
 from shared.logs import configure_logging, register_secret
+from shared.memory_trace import trace_growth
 from shared.messages import Heartbeat
 from shared.streams import HEARTBEATS, StreamSpec
 
@@ -158,12 +159,13 @@ async def _run(
     metrics.serve(settings.metrics, name)
     metrics.SERVICE_INFO.labels(name, ctx.instance, package_version()).set(1)
     heartbeat = asyncio.create_task(send_heartbeats(ctx), name="heartbeats")
+    tracer = asyncio.create_task(trace_growth(name, ctx.instance, stop), name="memory trace")
     try:
         await _run_role(ctx, body, role)
     finally:
         stop.set()
         heartbeat.cancel()
-        await asyncio.gather(heartbeat, return_exceptions=True)
+        await asyncio.gather(heartbeat, tracer, return_exceptions=True)
         await redis.aclose()
         log.info("stopped", instance=ctx.instance)
 
