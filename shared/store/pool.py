@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import weakref
 from typing import Final, TypeAlias
 
 import psycopg
@@ -37,6 +39,36 @@ def describe(url: str) -> str:
     return make_conninfo(**info)  # type: ignore[arg-type]
 
 
+CHECK_AFTER_IDLE_S: Final = 1.0
+
+
+class IdleCheck:
+    """Check a connection taken from the pool only if it sat idle for a while.
+
+    A check is a round trip; one per statement doubled the cost of execution's
+    writes under load. A connection returned moments ago worked moments ago; one
+    that sat through a server restart sat idle, and is checked. One that breaks
+    in use fails its statement, which the caller retries as transient.
+    """
+
+    def __init__(self, idle_s: float = CHECK_AFTER_IDLE_S) -> None:
+        self.idle_s = idle_s
+        self._returned: weakref.WeakKeyDictionary[AsyncConnection[TupleRow], float] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.checks = 0
+
+    async def returned(self, conn: AsyncConnection[TupleRow]) -> None:
+        self._returned[conn] = time.monotonic()
+
+    async def check(self, conn: AsyncConnection[TupleRow]) -> None:
+        last = self._returned.get(conn)
+        if last is not None and time.monotonic() - last < self.idle_s:
+            return
+        self.checks += 1
+        await AsyncConnectionPool.check_connection(conn)
+
+
 async def open_pool(
     url: str,
     *,
@@ -44,20 +76,24 @@ async def open_pool(
     max_size: int = 10,
     timeout_s: float = 10.0,
     name: str = "store",
+    check_after_idle_s: float = CHECK_AFTER_IDLE_S,
 ) -> Pool:
     """An opened pool with ``min_size`` connections ready.
 
-    Connections are checked when taken from the pool, so a pool survives a
-    server restart: broken connections are replaced, not handed out. Raises
-    StoreUnavailable when no connection can be made within ``timeout_s``.
+    A connection taken from the pool after sitting idle is checked first, so a
+    pool survives a server restart: broken connections are replaced, not handed
+    out (see IdleCheck). Raises StoreUnavailable when no connection can be made
+    within ``timeout_s``.
     """
+    idle = IdleCheck(check_after_idle_s)
     pool: Pool = AsyncConnectionPool(
         url,
         min_size=min_size,
         max_size=max_size,
         open=False,
         name=name,
-        check=AsyncConnectionPool.check_connection,
+        check=idle.check,
+        reset=idle.returned,
         kwargs={"connect_timeout": max(1, int(timeout_s))},
     )
     try:

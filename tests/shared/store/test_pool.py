@@ -99,3 +99,41 @@ async def test_a_pool_stopped_while_opening_leaves_no_workers_behind():
         await opening
     await asyncio.sleep(0.1)
     assert asyncio.all_tasks() - others - {asyncio.current_task()} == set()
+
+
+async def backend_pid(pool) -> int:
+    async with pool.connection() as conn:
+        row = await (await conn.execute("SELECT pg_backend_pid()")).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def terminate(pid: int) -> None:
+    with psycopg.connect(admin_database_url(), autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+async def test_a_connection_that_died_while_idle_is_replaced_not_handed_out(database_url):
+    pool = await open_pool(database_url, min_size=1, max_size=1, check_after_idle_s=0.05)
+    try:
+        dead = await backend_pid(pool)
+        terminate(dead)
+        await asyncio.sleep(0.2)  # idle longer than check_after_idle_s: checked when taken
+        assert await backend_pid(pool) != dead
+    finally:
+        await pool.close()
+
+
+async def test_a_busy_connection_is_not_pinged_and_a_break_in_use_is_the_callers_to_retry(
+    database_url,
+):
+    pool = await open_pool(database_url, min_size=1, max_size=1, check_after_idle_s=60)
+    try:
+        dead = await backend_pid(pool)
+        terminate(dead)
+        await asyncio.sleep(0.1)
+        with pytest.raises(psycopg.OperationalError):  # no round trip spent checking it
+            await backend_pid(pool)
+        assert await backend_pid(pool) != dead  # the broken one was not returned to the pool
+    finally:
+        await pool.close()
