@@ -10,6 +10,7 @@ once, and a fill that arrives after a cancel still counts.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,6 +48,9 @@ class StoredOrder:
 class ExecutionStore:
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
+        self._ledger_writes = asyncio.Lock()
+        """Intents run concurrently; a position row must be written in ledger order,
+        or a slower transaction could leave a stale position behind a newer one."""
 
     async def claim(self, intent: OrderIntent, client_order_id: str, leg: Leg, route: str) -> bool:
         """Write one order before it is sent; False if its client order id exists already."""
@@ -137,7 +141,7 @@ class ExecutionStore:
 
     async def record_fill(self, fill: Fill, ledger: Ledger) -> bool:
         """Write a fill and its market's position; False (nothing changed) if seen before."""
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self._ledger_writes, self.pool.connection() as conn, conn.transaction():
             row = await (
                 await conn.execute(
                     "INSERT INTO fills (trade_id, order_id, client_order_id, market, side, action,"
@@ -167,7 +171,7 @@ class ExecutionStore:
         return True
 
     async def record_settlement(self, settled: MarketSettled, ledger: Ledger) -> bool:
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self._ledger_writes, self.pool.connection() as conn, conn.transaction():
             row = await (
                 await conn.execute(
                     "INSERT INTO settlements (market, result, settled_at, paper)"

@@ -189,9 +189,14 @@ class Execution:
     # --- bus handlers -----------------------------------------------------------------
 
     async def on_intents(self, deliveries: list[Delivery]) -> None:
-        for delivery in deliveries:
-            if isinstance(delivery.message, OrderIntent):
-                await self.router.execute(delivery.message)
+        """A batch's intents run concurrently: one waits for no other's round trips."""
+        intents = [d.message for d in deliveries if isinstance(d.message, OrderIntent)]
+        outcomes = await asyncio.gather(
+            *(self.router.execute(intent) for intent in intents), return_exceptions=True
+        )
+        failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
+        if failure is not None:  # the batch is not acked; its claims keep it from resending
+            raise failure
         for sample in self.router.tick_to_order_ns:
             metrics.TICK_TO_ORDER.observe(sample / 1e9)
         self.router.tick_to_order_ns.clear()
