@@ -228,13 +228,17 @@ async def send_heartbeats(ctx: ServiceContext) -> None:
     while True:
         for role in metrics.ROLES:
             metrics.SERVICE_ROLE.labels(ctx.name, role).set(1 if ctx.role == role else 0)
+        # a replica that gains shards needs their books (ingest republishes on a change)
+        shards = (
+            {"shards": ",".join(map(str, sorted(ctx.owned_shards)))} if ctx.owned_shards else {}
+        )
         beat = Heartbeat(
             service=ctx.name,
             instance=ctx.instance,
             version=package_version(),
             role=ctx.role,
             ts_ns=time.time_ns(),
-            info={"uptime_s": str(int(time.time() - started)), **ctx.info},
+            info={"uptime_s": str(int(time.time() - started)), **shards, **ctx.info},
         )
         try:
             async with asyncio.timeout(HEARTBEAT_INTERVAL_S * 2):

@@ -22,20 +22,23 @@ from services.ingest.discovery import Discovery
 from services.ingest.fed import FedPoller
 from services.ingest.feeds import FeedState
 from services.ingest.market_data import BookFeed, Outbox, Subscriptions
+from services.ingest.newcomers import Newcomers, republish_for_newcomers
 from services.ingest.nws import NwsPoller
 from services.ingest.polymarket import PolymarketFeed
 from services.ingest.recorder import Recorder
 from services.ingest.trades import TradeFeed, TradeSubscription, WsRouter
 from shared import metrics
+from shared.bus.follower import NOW, Follower
 from shared.bus.lease import Lease, run_as_leader
 from shared.kalshi.errors import KalshiError
 from shared.kalshi.rest import KalshiRest
 from shared.kalshi.signing import Signer, load_private_key
 from shared.kalshi.ws import KalshiWebSocket
+from shared.messages import Message
 from shared.runtime import ServiceContext, ServiceError, run_until_stopped, service_main
 from shared.store.migrations import open_migrated
 from shared.store.pool import Pool
-from shared.streams import OBSERVATIONS
+from shared.streams import HEARTBEATS, OBSERVATIONS
 
 log = structlog.get_logger("ingest")
 
@@ -113,6 +116,11 @@ class Ingest:
             started_ns=time.time_ns(),
         )
         self.followed: set[str] = set()
+        self.newcomers = Newcomers()
+        self.books_wanted = asyncio.Event()
+        self.heartbeats = Follower(
+            ctx.redis, settings.key_prefix, HEARTBEATS, self.on_heartbeats, start=NOW
+        )
         metrics.KALSHI.watch_rest(self.rest, "ingest")
         metrics.KALSHI.watch_ws(self.ws, "ingest")
         self.totals: list[tuple[metrics.CounterFrom, Callable[[], int]]] = [
@@ -162,6 +170,12 @@ class Ingest:
     async def republish_snapshots(self) -> None:
         self.outbox.put(list(self.keeper.snapshots()), time.time_ns())
 
+    def on_heartbeats(self, messages: list[Message]) -> None:
+        names = self.newcomers.arrived(messages)
+        if names:
+            log.info("books to be republished for newcomers", newcomers=names)
+            self.books_wanted.set()
+
     def info(self) -> dict[str, str]:
         valid = sum(self.keeper.is_valid(m) for m in self.followed)
         return {
@@ -197,6 +211,8 @@ class Ingest:
             every(settings.discovery_interval_s, stop, self.discover),
             every(SYNC_EVERY_S, stop, self.sync),
             every(settings.snapshot_interval_s, stop, self.republish_snapshots),
+            self.heartbeats.run(stop),
+            republish_for_newcomers(self.books_wanted, stop, self.republish_snapshots),
             outside_feeds(self.ctx),
         ]
 

@@ -29,6 +29,7 @@ from shared.messages import (
     BookSnapshot,
     BookState,
     BookStatus,
+    Heartbeat,
     Level,
     MarketData,
     MarketDataBatch,
@@ -37,7 +38,7 @@ from shared.messages import (
 )
 from shared.money import ONE_DOLLAR
 from shared.runtime import ServiceContext
-from shared.streams import MARKET_DATA, stream_key
+from shared.streams import HEARTBEATS, MARKET_DATA, stream_key
 from tests.conftest import redis_url
 from tests.services.simulator.kit import KEYS, start_server
 
@@ -258,3 +259,32 @@ async def test_disconnect_invalidates_everything_and_reconnect_restores_it(
 
 def test_side_enum_values_match_kalshi():
     assert {s.value for s in Side} == {"yes", "no"}
+
+
+async def test_a_service_that_just_started_gets_the_books_at_once(sim, ingest, aredis, key_prefix):
+    """Not after snapshot_interval_s (300 s here): a fresh execution has no book to trade on."""
+    await wait_until(lambda: all_valid(ingest), 20, "every followed book valid")
+    await quiesce(sim, ingest)
+
+    async def snapshots() -> int:
+        items = await published_items(aredis, key_prefix)
+        return sum(isinstance(item, BookSnapshot) for item in items)
+
+    before = await snapshots()
+    publisher = Publisher(aredis, key_prefix, shards=1, hop="execution")
+    fresh = {"uptime_s": "0"}
+    await publisher.publish(
+        HEARTBEATS,
+        Heartbeat(
+            service="execution",
+            instance="x",
+            version="1",
+            role="active",
+            ts_ns=time.time_ns(),
+            info=fresh,
+        ),
+    )
+    deadline = time.monotonic() + 10
+    while await snapshots() < before + len(ingest.followed) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert await snapshots() >= before + len(ingest.followed)
