@@ -5,6 +5,8 @@ Set ``KHV_TRACEMALLOC_DIR`` and every service traces its Python allocations
 ``KHV_TRACEMALLOC_WARMUP_S`` (default 60) have passed, and every
 ``KHV_TRACEMALLOC_EVERY_S`` (default 60) rewrites ``<dir>/<service>-<instance>.txt``:
 the allocation sites that grew most since the baseline, with their call stacks.
+Taking a snapshot stops the service for a moment (seconds, on a big heap), long
+enough for risk to see a stale feed: use it to find a leak, not in production.
 Memory that grows there under a steady load is the leak; memory that grows
 while that file stays flat is the allocator's (fragmentation), not ours.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import linecache
 import os
 import tracemalloc
 from pathlib import Path
@@ -72,8 +75,11 @@ async def trace_growth(name: str, instance: str, stop: asyncio.Event) -> None:
 
 
 def _snapshot() -> tracemalloc.Snapshot:
-    return tracemalloc.take_snapshot().filter_traces(
-        [tracemalloc.Filter(False, tracemalloc.__file__)]
+    return tracemalloc.take_snapshot().filter_traces(  # the tracer's own: not the service's
+        [
+            tracemalloc.Filter(False, tracemalloc.__file__),
+            tracemalloc.Filter(False, linecache.__file__),
+        ]
     )
 
 
