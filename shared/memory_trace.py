@@ -7,6 +7,7 @@ Set ``KHV_TRACEMALLOC_DIR`` and every service traces its Python allocations
 the allocation sites that grew most since the baseline, with their call stacks.
 Taking a snapshot stops the service for a moment (seconds, on a big heap), long
 enough for risk to see a stale feed: use it to find a leak, not in production.
+``KHV_TRACEMALLOC_SERVICES`` (comma-separated names) traces only those.
 Memory that grows there under a steady load is the leak; memory that grows
 while that file stays flat is the allocator's (fragmentation), not ours.
 """
@@ -25,6 +26,8 @@ import structlog
 log = structlog.get_logger("memory_trace")
 
 DIR_ENV = "KHV_TRACEMALLOC_DIR"
+SERVICES_ENV = "KHV_TRACEMALLOC_SERVICES"
+"""Comma-separated service names to trace; empty: every service."""
 FRAMES = 8
 TOP = 25
 
@@ -54,7 +57,8 @@ def growth_report(baseline: tracemalloc.Snapshot, now: tracemalloc.Snapshot) -> 
 async def trace_growth(name: str, instance: str, stop: asyncio.Event) -> None:
     """Run until ``stop``: baseline after warm-up, then a report every interval and at the end."""
     directory = os.environ.get(DIR_ENV)
-    if not directory:
+    only = {n.strip() for n in os.environ.get(SERVICES_ENV, "").split(",") if n.strip()}
+    if not directory or (only and name not in only):
         return
     out = Path(directory) / f"{name}-{instance}.txt"
     out.parent.mkdir(parents=True, exist_ok=True)

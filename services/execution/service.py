@@ -189,10 +189,19 @@ class Execution:
     # --- bus handlers -----------------------------------------------------------------
 
     async def on_intents(self, deliveries: list[Delivery]) -> None:
-        """A batch's intents run concurrently: one waits for no other's round trips."""
-        intents = [d.message for d in deliveries if isinstance(d.message, OrderIntent)]
+        """A batch's intents run concurrently, one event's in turn.
+
+        No intent waits for another event's round trips; two of the same event
+        would race for the same depth (each checked it before the other took
+        it) and leave a multi-leg set half filled.
+        """
+        by_event: dict[str, list[OrderIntent]] = {}
+        for delivery in deliveries:
+            if isinstance(delivery.message, OrderIntent):
+                by_event.setdefault(delivery.message.event, []).append(delivery.message)
         outcomes = await asyncio.gather(
-            *(self.router.execute(intent) for intent in intents), return_exceptions=True
+            *(self._execute_in_turn(group) for group in by_event.values()),
+            return_exceptions=True,
         )
         failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
         if failure is not None:  # the batch is not acked; its claims keep it from resending
@@ -200,6 +209,10 @@ class Execution:
         for sample in self.router.tick_to_order_ns:
             metrics.TICK_TO_ORDER.observe(sample / 1e9)
         self.router.tick_to_order_ns.clear()
+
+    async def _execute_in_turn(self, intents: list[OrderIntent]) -> None:
+        for intent in intents:
+            await self.router.execute(intent)
 
     async def on_market_data(self, deliveries: list[Delivery]) -> None:
         for delivery in deliveries:

@@ -50,3 +50,10 @@ async def test_without_the_variable_nothing_is_traced(monkeypatch):
     monkeypatch.delenv("KHV_TRACEMALLOC_DIR", raising=False)
     await trace_growth("execution", "a", asyncio.Event())
     assert not tracemalloc.is_tracing()
+
+
+async def test_only_the_named_services_are_traced(tmp_path, monkeypatch):
+    monkeypatch.setenv("KHV_TRACEMALLOC_DIR", str(tmp_path))
+    monkeypatch.setenv("KHV_TRACEMALLOC_SERVICES", "risk, execution")
+    await trace_growth("strategy", "a", asyncio.Event())
+    assert not tracemalloc.is_tracing()

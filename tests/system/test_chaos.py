@@ -617,10 +617,9 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     reason = missing_prerequisite()
     if reason:
         pytest.skip(reason)
-    # Ingest republishes every book this often for consumers that start late (default 30 s):
-    # a restarted strategy trades again only once it has books, so 5 s keeps the run short.
-    settings = {"KHV_INGEST__SNAPSHOT_INTERVAL_S": "5"}
-    cluster = Cluster(tmp_path / "cluster", mispricing_rate=1.0, settings=settings)
+    # The default snapshot interval (30 s): a restarted strategy, risk or execution must get
+    # its books from ingest's answer to its heartbeat, not from the periodic republish.
+    cluster = Cluster(tmp_path / "cluster", mispricing_rate=1.0)
     try:
         yield cluster
     finally:
