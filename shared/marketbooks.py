@@ -125,6 +125,13 @@ class MarketBooks:
         entry = self._entries.get(item.market)
         if entry is None or not entry.trusted:
             return None
+        if item.prev_seq >= 0 and item.prev_seq != entry.seq:
+            self._distrust(
+                entry,
+                f"market data lost on the bus: book at seq {entry.seq},"
+                f" delta follows seq {item.prev_seq}",
+            )
+            return item.market
         entry.seq = item.seq
         try:
             entry.book.apply_delta(item.side, item.price, item.delta)

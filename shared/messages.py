@@ -73,7 +73,13 @@ class BookSnapshot(Message, tag="book_snapshot"):
 
 
 class BookDelta(Message, tag="book_delta"):
-    """A signed change of the resting count at one price of one side."""
+    """A signed change of the resting count at one price of one side.
+
+    ``prev_seq`` is the seq of the snapshot or delta of this market that ingest
+    published just before: a consumer whose book stands at another seq has
+    missed an entry on the bus (a Redis crash, a trimmed stream) and must not
+    trust its book. -1: not known (recorded data), not checked.
+    """
 
     market: str
     event: str
@@ -82,6 +88,7 @@ class BookDelta(Message, tag="book_delta"):
     delta: Count
     seq: int
     exchange_ts_ns: int = 0
+    prev_seq: int = -1
 
 
 class BookState(StrEnum):

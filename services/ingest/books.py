@@ -46,6 +46,8 @@ class Tracked:
     sid: int | None = None
     valid: bool = False
     invalid_since: float = field(default_factory=time.monotonic)
+    published_seq: int = -1
+    """Seq of the last snapshot or delta of this market handed to the bus."""
 
 
 class BookKeeper:
@@ -122,6 +124,7 @@ class BookKeeper:
         if not tracked.valid:
             tracked.valid = True
             out.append(self._status(tracked, BookState.VALID, "snapshot"))
+        tracked.published_seq = seq
         out.append(
             BookSnapshot(
                 market=market,
@@ -168,8 +171,10 @@ class BookKeeper:
                 delta=delta,
                 seq=seq,
                 exchange_ts_ns=exchange_ts_ns,
+                prev_seq=tracked.published_seq,
             )
         )
+        tracked.published_seq = seq
         best = bids.best
         if best != best_before or (best >= 0 and bids.counts[best] != count_before):
             out.append(self._top(tracked))
@@ -195,17 +200,20 @@ class BookKeeper:
 
     def snapshots(self) -> list[BookSnapshot]:
         """Full books of every valid market, for late consumers."""
-        return [
-            BookSnapshot(
-                market=t.ref.market,
-                event=t.ref.event,
-                yes_bids=t.book.yes.levels(),
-                no_bids=t.book.no.levels(),
-                seq=self._last_seq.get(t.sid or -1, 0),
-            )
-            for t in self._markets.values()
-            if t.valid
-        ]
+        out = []
+        for tracked in self._markets.values():
+            if tracked.valid:
+                tracked.published_seq = self._last_seq.get(tracked.sid or -1, 0)
+                out.append(
+                    BookSnapshot(
+                        market=tracked.ref.market,
+                        event=tracked.ref.event,
+                        yes_bids=tracked.book.yes.levels(),
+                        no_bids=tracked.book.no.levels(),
+                        seq=tracked.published_seq,
+                    )
+                )
+        return out
 
     # --- internals ----------------------------------------------------------------------
 

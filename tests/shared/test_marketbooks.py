@@ -85,3 +85,27 @@ def test_top_of_book_items_change_nothing():
     books = MarketBooks()
     top = TopOfBook(market=M, event=E, yes_bid=None, no_bid=None)
     assert books.apply(top) is None and books.markets() == []
+
+
+def test_a_delta_that_does_not_follow_the_books_seq_means_an_entry_was_lost_on_the_bus():
+    books = MarketBooks()
+    books.apply(snap(seq=10))
+    chained = BookDelta(
+        market=M, event=E, side=Side.YES, price=cents(41), delta=contracts(3), seq=14, prev_seq=10
+    )
+    assert books.apply(chained) == M and books.book(M) is not None
+    skipped = BookDelta(
+        market=M, event=E, side=Side.YES, price=cents(42), delta=contracts(1), seq=20, prev_seq=17
+    )
+    assert books.apply(skipped) == M
+    assert books.book(M) is None and books.state(M) is BookState.INVALID
+    assert "lost on the bus" in books.reason(M) and "seq 14" in books.reason(M)
+    books.apply(snap(seq=21))
+    assert books.book(M) is not None
+
+
+def test_a_delta_without_a_previous_seq_is_not_checked():
+    books = MarketBooks()
+    books.apply(snap(seq=10))
+    books.apply(delta(Side.YES, cents(41), contracts(3), 99))  # recorded data: prev_seq -1
+    assert books.book(M) is not None

@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 
 from services.ingest.books import BookKeeper, MarketRef
 from shared.book import PriceGrid
+from shared.marketbooks import MarketBooks
 from shared.messages import (
     BookDelta,
     BookSnapshot,
@@ -140,3 +141,59 @@ def test_never_publishes_from_a_book_it_does_not_trust(stream):
         for m in out:
             if isinstance(m, BookSnapshot):
                 assert k.is_valid(m.market)
+
+
+def test_each_delta_names_the_seq_it_follows_in_its_market():
+    k = keeper("A", "B")
+    snap(k, 1, 1, "A")
+    snap(k, 1, 2, "B")
+    a1 = k.on_delta(1, 3, "A", Side.YES, cents(41), 10)[0]
+    b1 = k.on_delta(1, 4, "B", Side.YES, cents(41), 10)[0]
+    a2 = k.on_delta(1, 5, "A", Side.YES, cents(39), 10)[0]
+    assert [(d.seq, d.prev_seq) for d in (a1, b1, a2)] == [(3, 1), (4, 2), (5, 3)]
+    (republished,) = [s for s in k.snapshots() if s.market == "A"]
+    a3 = k.on_delta(1, 6, "A", Side.YES, cents(38), 10)[0]
+    assert a3.prev_seq == republished.seq
+
+
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.sampled_from("AB"), st.sampled_from([Side.YES, Side.NO]), st.integers(0, 8)),
+        st.just("republish"),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@given(OPS, st.integers(min_value=0))
+def test_a_consumer_missing_any_entry_never_trusts_a_wrong_book(ops, drop):
+    k = keeper("A", "B")
+    published = snap(k, 1, 1, "A") + snap(k, 1, 2, "B")
+    seq = 2
+    for op in ops:
+        if op == "republish":
+            published += k.snapshots()
+            continue
+        market, side, step = op
+        seq += 1
+        price = cents(30 + step) if side is Side.YES else cents(50 + step)
+        published += k.on_delta(1, seq, market, side, price, 5)
+    # the loss shows at the market's next delta: one more each, never the one lost
+    deltas = [i for i, m in enumerate(published) if isinstance(m, BookDelta)]
+    published += k.on_delta(1, seq + 1, "A", Side.YES, cents(31), 1)
+    published += k.on_delta(1, seq + 2, "B", Side.YES, cents(31), 1)
+    whole, missing = MarketBooks(), MarketBooks()
+    lost = deltas[drop % len(deltas)] if deltas else -1
+    for i, item in enumerate(published):
+        whole.apply(item)
+        if i != lost:
+            missing.apply(item)
+    for market in "AB":
+        truth = levels_of(k.book(market))
+        assert levels_of(whole.book(market)) == truth
+        assert levels_of(missing.book(market)) in (None, truth)
+
+
+def levels_of(book) -> tuple | None:
+    return None if book is None else (book.yes.levels(), book.no.levels())
