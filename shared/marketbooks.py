@@ -125,6 +125,8 @@ class MarketBooks:
         entry = self._entries.get(item.market)
         if entry is None or not entry.trusted:
             return None
+        if item.prev_seq >= 0 and item.seq <= entry.seq:
+            return None  # an entry published twice (at-least-once): applied already
         if item.prev_seq >= 0 and item.prev_seq != entry.seq:
             self._distrust(
                 entry,

@@ -109,3 +109,15 @@ def test_a_delta_without_a_previous_seq_is_not_checked():
     books.apply(snap(seq=10))
     books.apply(delta(Side.YES, cents(41), contracts(3), 99))  # recorded data: prev_seq -1
     assert books.book(M) is not None
+
+
+def test_a_delta_published_twice_is_applied_once():
+    books = MarketBooks()
+    books.apply(snap(seq=10))
+    once = BookDelta(
+        market=M, event=E, side=Side.YES, price=cents(41), delta=contracts(3), seq=14, prev_seq=10
+    )
+    books.apply(once)
+    assert books.apply(once) is None
+    book = books.book(M)
+    assert book is not None and book.best_bid(Side.YES) == Level(cents(41), contracts(3))
