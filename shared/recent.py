@@ -9,7 +9,8 @@ about an unknown order.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+import itertools
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Final, Generic, TypeVar
 
 ORDERS_REMEMBERED: Final = 20_000
@@ -22,10 +23,14 @@ V = TypeVar("V")
 class Recent(MutableMapping[K, V], Generic[K, V]):
     """A dict bounded to about ``limit`` entries, oldest inserted forgotten first."""
 
-    def __init__(self, limit: int = ORDERS_REMEMBERED) -> None:
+    def __init__(
+        self, limit: int = ORDERS_REMEMBERED, pinned: Callable[[K], bool] | None = None
+    ) -> None:
+        """``pinned``: keys never forgotten while it says so (an order still resting)."""
         if limit < 2:
             raise ValueError(f"limit {limit} must be at least 2")
         self.limit = limit
+        self.pinned = pinned
         self._items: dict[K, V] = {}
 
     def __getitem__(self, key: K) -> V:
@@ -34,8 +39,16 @@ class Recent(MutableMapping[K, V], Generic[K, V]):
     def __setitem__(self, key: K, value: V) -> None:
         self._items[key] = value
         if len(self._items) > self.limit:
-            for old in list(self._items)[: self.limit // 2]:
-                del self._items[old]
+            self._forget_oldest(self.limit // 2)
+
+    def _forget_oldest(self, count: int) -> None:
+        if self.pinned is None:
+            doomed = list(self._items)[:count]
+        else:
+            unpinned = (key for key in self._items if not self.pinned(key))
+            doomed = list(itertools.islice(unpinned, count))
+        for old in doomed:
+            del self._items[old]
 
     def __delitem__(self, key: K) -> None:
         del self._items[key]

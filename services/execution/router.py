@@ -115,7 +115,7 @@ class Router:
         self.risk_halted = False
         """Risk's published trading state is HALTED."""
         self.makers: dict[str, Maker] = {}
-        self.legs: Recent[str, Leg] = Recent()
+        self.legs: Recent[str, Leg] = Recent(pinned=self.makers.__contains__)
         """The leg of every order sent or known, for its order events."""
         self.tick_to_order_ns: list[int] = []
         """Book change at ingest to order sent, per order (drained by the metrics)."""

@@ -30,3 +30,17 @@ def test_never_more_than_the_limit_and_the_newest_always_kept(keys, limit):
 def test_a_limit_below_two_is_refused():
     with pytest.raises(ValueError, match="limit"):
         Recent(1)
+
+
+def test_pinned_keys_are_never_forgotten():
+    resting = {0, 3}
+    recent: Recent[int, str] = Recent(limit=4, pinned=resting.__contains__)
+    for n in range(9):
+        recent[n] = str(n)
+        assert len(recent) <= 4 + len(resting)
+    assert 0 in recent and 3 in recent and 8 in recent
+    assert 1 not in recent and 2 not in recent
+    resting.clear()
+    for n in range(9, 12):
+        recent[n] = str(n)
+    assert 0 not in recent
