@@ -120,16 +120,20 @@ class Stack:
         self.port = _free_port()
         base = f"http://127.0.0.1:{self.port}"
         self.health_url = f"{base}/sim/health"
-        self.env = pipeline._env(prefix, database_url) | {
-            "KHV_MODE": "paper",
-            "KHV_LOG_FORMAT": "json",
-            "KHV_STRATEGY__COOLDOWN_S": "1.0",  # the default: the same legs once a second
-            "KHV_FEEDS__NWS__ENABLED": "false",
-            "KALSHI_KEY_ID": "bench",
-            "KALSHI_PRIVATE_KEY_PATH": str(private),
-            "KHV_KALSHI__REST_URL": f"{base}/trade-api/v2",
-            "KHV_KALSHI__WS_URL": f"ws://127.0.0.1:{self.port}/trade-api/ws/v2",
-        } | {k: v for k, v in os.environ.items() if k.startswith("KHV_TRACEMALLOC")}
+        self.env = (
+            pipeline._env(prefix, database_url)
+            | {
+                "KHV_MODE": "paper",
+                "KHV_LOG_FORMAT": "json",
+                "KHV_STRATEGY__COOLDOWN_S": "1.0",  # the default: the same legs once a second
+                "KHV_FEEDS__NWS__ENABLED": "false",
+                "KALSHI_KEY_ID": "bench",
+                "KALSHI_PRIVATE_KEY_PATH": str(private),
+                "KHV_KALSHI__REST_URL": f"{base}/trade-api/v2",
+                "KHV_KALSHI__WS_URL": f"ws://127.0.0.1:{self.port}/trade-api/ws/v2",
+            }
+            | {k: v for k, v in os.environ.items() if k.startswith("KHV_TRACEMALLOC")}
+        )
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def _start(self, name: str, argv: list[str]) -> None:
@@ -304,10 +308,17 @@ class Snapshot:
     deltas_ns: int
     """... as of that heartbeat."""
     log_sizes: dict[str, int]
+    blocks: dict[str, int]
+    """Each service's live Python objects (``py_blocks`` of its newest heartbeat)."""
+
+
+def py_blocks(beats: dict[str, Heartbeat]) -> dict[str, int]:
+    return {name: int(beat.info.get("py_blocks", "0")) for name, beat in beats.items()}
 
 
 def snapshot(stack: Stack, bus: Bus) -> Snapshot:
-    beat = bus.beats()["ingest"]
+    beats = bus.beats()
+    beat = beats["ingest"]
     return Snapshot(
         wall_ns=time.time_ns(),
         usage=stack.usage(),
@@ -316,6 +327,7 @@ def snapshot(stack: Stack, bus: Bus) -> Snapshot:
         deltas=int(beat.info.get("deltas", "0")),
         deltas_ns=beat.ts_ns,
         log_sizes={name: _log(name).stat().st_size for name in PROCESSES},
+        blocks=py_blocks(beats),
     )
 
 
@@ -356,6 +368,8 @@ class Window:
     peak_lag: int
     rss_trail: list[dict[str, float]]
     """Each process's RSS (MB) every SAMPLE_EVERY_S through the window."""
+    blocks_trail: list[dict[str, int]]
+    """Each service's live Python objects, sampled with the RSS."""
     latencies_ns: list[int]
     legs: dict[str, list[int]]
     orders: Orders
@@ -384,6 +398,12 @@ class Window:
         middle = self.rss_trail[len(self.rss_trail) // 2]
         return self.end.usage[name].rss_mb - middle[name]
 
+    def blocks_growth_pct(self, name: str, *, late: bool = False) -> float:
+        """Growth of live Python objects over the window (or its second half), in %."""
+        first = self.blocks_trail[len(self.blocks_trail) // 2 if late else 0].get(name, 0)
+        last = self.end.blocks.get(name, 0)
+        return 100 * (last - first) / first if first else 0.0
+
     def outside_cpu_pct(self) -> float:
         """CPU the machine spent outside the bench's processes (Redis, Postgres, others)."""
         busy = self.end.machine_busy_s - self.start.machine_busy_s
@@ -396,12 +416,14 @@ def measure(stack: Stack, bus: Bus, label: str, asked: float, seconds: float) ->
     start = snapshot(stack, bus)
     peak_lag = worst_lag(start.lags)[0]
     rss_trail = [_rss(start.usage)]
+    blocks_trail = [start.blocks]
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
         time.sleep(min(SAMPLE_EVERY_S, left))
         stack.check_alive()
         peak_lag = max(peak_lag, worst_lag(bus.lags())[0])
         rss_trail.append(_rss(stack.usage()))
+        blocks_trail.append(py_blocks(bus.beats()))
     end = snapshot(stack, bus)
     time.sleep(GRACE_S)
     orders = orders_of(bus.order_events(start.wall_ns), start.wall_ns, end.wall_ns)
@@ -411,7 +433,18 @@ def measure(stack: Stack, bus: Bus, label: str, asked: float, seconds: float) ->
     }
     load_average = os.getloadavg()[0]
     return Window(
-        label, asked, start, end, peak_lag, rss_trail, latencies, legs, orders, errors, load_average
+        label,
+        asked,
+        start,
+        end,
+        peak_lag,
+        rss_trail,
+        blocks_trail,
+        latencies,
+        legs,
+        orders,
+        errors,
+        load_average,
     )
 
 
@@ -679,8 +712,20 @@ def soak_figures(window: Window) -> list[Figure]:
         f"{name} {mb:+.1f} ({window.late_rss_growth_mb(name):+.1f} in the second half)"
         for name, mb in growth.items()
     )
+    objects = {name: window.blocks_growth_pct(name) for name in SERVICES}
+    most = max(objects, key=lambda name: objects[name])
+    objects_note = ", ".join(
+        f"{name} {pct:+.1f}% ({window.blocks_growth_pct(name, late=True):+.1f}% in the second half)"
+        for name, pct in objects.items()
+    )
     return [
         Figure("soak_rss_growth_mb", growth[worst], "MB", f"worst {worst}; {breakdown}"),
+        Figure(
+            "soak_py_objects_growth_pct",
+            objects[most],
+            "%",
+            f"live Python objects (allocated blocks), worst {most}; {objects_note}",
+        ),
         Figure("soak_achieved_changes_per_s", window.achieved, "changes/s", achieved_note(window)),
         *latency_figures("soak", window),
         Figure("soak_consumer_lag_end", worst_lag(window.end.lags)[0], "entries", lag_note(window)),

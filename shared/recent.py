@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Final, Generic, TypeVar
 
-ORDERS_REMEMBERED: Final = 20_000
+ORDERS_REMEMBERED: Final = 5_000
 """Per-order memory of a service: hours of real trading, minutes of a load test."""
 
 K = TypeVar("K")

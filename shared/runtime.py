@@ -238,7 +238,13 @@ async def send_heartbeats(ctx: ServiceContext) -> None:
             version=package_version(),
             role=ctx.role,
             ts_ns=time.time_ns(),
-            info={"uptime_s": str(int(time.time() - started)), **shards, **ctx.info},
+            info={
+                "uptime_s": str(int(time.time() - started)),
+                # live Python objects: flat while RSS climbs means the allocator, not a leak
+                "py_blocks": str(sys.getallocatedblocks()),
+                **shards,
+                **ctx.info,
+            },
         )
         try:
             async with asyncio.timeout(HEARTBEAT_INTERVAL_S * 2):
