@@ -132,12 +132,12 @@ def test_snapshot_and_delta_publish_what_ingest_does(
         NS + 1_000_000,
         [
             BookDelta(market=M, event=EVENT, side=Side.NO, price=530_000, delta=200, seq=2,
-                      exchange_ts_ns=NS),
+                      exchange_ts_ns=NS, prev_seq=1),
         ],
     )  # fmt: skip
     assert third.items == [
         BookDelta(market=M, event=EVENT, side=Side.YES, price=400_000, delta=-400, seq=3,
-                  exchange_ts_ns=NS + 1_000_000),
+                  exchange_ts_ns=NS + 1_000_000, prev_seq=2),
     ]  # fmt: skip
 
 

@@ -11,9 +11,11 @@ session, so between injections the books stand still. What remains of live
 timing is the few milliseconds from a signal to its execution; the replay
 models them with one fixed ``latency``. Strategy may signal on the first
 requotes of an injection, so a requote of the same injection can land between
-the replay's modelled execution and live's: such a fill may differ in price
-(and fee), and only such a fill, only where a recorded book change of its
-market lies between the two execution times. Everything else must be equal.
+the replay's modelled execution and live's: such a signal's fills may differ
+(a price, or a leg one side found short and refused), and only such a signal's,
+only where a recorded book change of one of its markets lies between the two
+execution times. Decisions and orders must be equal everywhere, and the fills
+of every other signal equal to the last field.
 """
 
 from __future__ import annotations
@@ -90,32 +92,30 @@ def fill_row(fill: Fill) -> tuple:
     )
 
 
-def only_price(row: tuple) -> tuple:
-    """A fill row without its price and fee."""
-    return row[:4] + row[5:6] + row[7:]
+def explained_by_timing(outcome, database_url: str) -> set[str]:
+    """Signals whose markets' books changed between the replay's execution and live's.
 
-
-def timing_explained(outcome, live: dict[str, Fill], database_url: str) -> dict[str, Fill]:
-    """Replay fills that differ from live only by a requote between the two executions.
-
-    Keyed by trade id; a differing fill with no recorded book change of its
-    market between the replay's execution and live's is left out (and fails).
+    Live execution's time is the last update of the signal's orders (claimed,
+    then filled or refused, within a few milliseconds); the replay's is its
+    decision plus the modelled latency.
     """
-    explained = {}
-    for record in outcome.results.fills:
-        fill, twin = record.fill, live.get(record.fill.trade_id)
-        if twin is None or (fill.price, fill.fee) == (twin.price, twin.fee):
-            continue
-        first, last = sorted((fill.ts_ns, twin.ts_ns))
-        between = rows(
+    replay_at = {
+        r.signal.signal_id: r.ts_ns + LATENCY_MS * 1_000_000 for r in outcome.results.signals
+    }
+    explained = set()
+    for signal_id, markets, live_at in rows(
+        database_url,
+        "SELECT signal_id, array_agg(market), max(updated_at) FROM orders GROUP BY signal_id",
+    ):
+        first, last = sorted((replay_at.get(signal_id, 0), int(live_at.timestamp() * 1e6) * 1000))
+        if rows(
             database_url,
-            "SELECT 1 FROM book_deltas WHERE market = %s AND batch > %s AND batch <= %s",
-            fill.market,
+            "SELECT 1 FROM book_deltas WHERE market = ANY(%s) AND batch > %s AND batch <= %s",
+            markets,
             first,
             last,
-        )
-        if between:
-            explained[fill.trade_id] = fill
+        ):
+            explained.add(signal_id)
     return explained
 
 
@@ -131,10 +131,17 @@ def explain(replay_fills: set, live_fills: set, outcome, database_url: str) -> N
     for market in sorted({fill[1] for fill in replay_fills ^ live_fills}):
         for row in rows(
             database_url,
-            "SELECT client_order_id, price_micros, created_at FROM orders WHERE market = %s",
+            "SELECT client_order_id, price_micros, status, created_at FROM orders"
+            " WHERE market = %s",
             market,
         ):
             print("live order", market, row)
+            for event in rows(
+                database_url,
+                "SELECT status, reason FROM order_events WHERE client_order_id = %s",
+                row[0],
+            ):
+                print("    event", event)
         for row in rows(
             database_url,
             "SELECT batch, seq, side, price_micros, delta_centi FROM book_deltas"
@@ -183,14 +190,29 @@ async def test_a_replay_of_a_recorded_session_makes_the_same_orders_fills_and_pn
     replay_fills = {fill_row(record.fill) for record in outcome.results.fills}
     if replay_fills != live_fills:
         explain(replay_fills, live_fills, outcome, database_url)
-    late = timing_explained(outcome, live_by_trade, database_url)
-    assert {only_price(f) for f in replay_fills} == {only_price(f) for f in live_fills}
-    assert {f for f in replay_fills if f[0] not in late} == {
-        f for f in live_fills if f[0] not in late
-    }, "fills differ where no book change lies between the two execution times"
     assert set(outcome.results.orders) == live_orders
+    signal_of = dict(rows(database_url, "SELECT client_order_id, signal_id FROM orders"))
+    late = explained_by_timing(outcome, database_url)
+
+    order_of = {r.fill.trade_id: r.fill.client_order_id for r in outcome.results.fills} | {
+        f.trade_id: f.client_order_id for f in live_by_trade.values()
+    }
+
+    def on_time(fills: set) -> set:
+        return {f for f in fills if signal_of[order_of[f[0]]] not in late}
+
+    assert on_time(replay_fills) == on_time(live_fills), (
+        "fills differ where no book change lies between the two execution times"
+    )
+    assert on_time(live_fills), "every signal was explained away: nothing compared"
+    replay_late = [
+        r.fill
+        for r in outcome.results.fills
+        if r.fill.trade_id not in {f[0] for f in on_time(replay_fills)}
+    ]
     expected = Ledger.replay(
-        settings.risk.bankroll, [late.get(f.trade_id, f) for f in live_by_trade.values()]
+        settings.risk.bankroll,
+        [live_by_trade[f[0]] for f in on_time(live_fills)] + replay_late,
     )
     ledger = outcome.results.ledgers[TOTAL]
     assert (ledger.cash, ledger.realized, ledger.fees) == (
@@ -200,10 +222,11 @@ async def test_a_replay_of_a_recorded_session_makes_the_same_orders_fills_and_pn
     )
     assert dict(ledger.holdings) == dict(expected.holdings)
     total = outcome.report["total"]
-    assert total["fills"] == len(live_fills)
+    assert total["fills"] == len(replay_fills)
     assert total["fees_micros"] == expected.fees
     print(
-        f"\nlive {len(live_orders)} orders / {len(live_fills)} fills ({len(late)} priced"
-        f" across a requote), replay {outcome.report['orders']['total']} orders;"
-        f" live cash {live_ledger.cash}, replay {ledger.cash}"
+        f"\nlive {len(live_orders)} orders / {len(live_fills)} fills, replay"
+        f" {outcome.report['orders']['total']} orders / {len(replay_fills)} fills;"
+        f" {len(late)} signals executed across a requote; live cash {live_ledger.cash},"
+        f" replay {ledger.cash}"
     )
