@@ -619,7 +619,10 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         pytest.skip(reason)
     # The default snapshot interval (30 s): a restarted strategy, risk or execution must get
     # its books from ingest's answer to its heartbeat, not from the periodic republish.
-    cluster = Cluster(tmp_path / "cluster", mispricing_rate=1.0)
+    # The 5xx storm halts trading on the API error rate until its errors leave the window
+    # (60 s by default, and nothing trades meanwhile to dilute them): 15 s keeps the run short.
+    settings = {"KHV_RISK__API_ERROR_WINDOW_S": "15"}
+    cluster = Cluster(tmp_path / "cluster", mispricing_rate=1.0, settings=settings)
     try:
         yield cluster
     finally:
