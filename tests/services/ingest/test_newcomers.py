@@ -41,9 +41,7 @@ def test_a_restart_is_seen_by_its_uptime_going_back():
 def test_a_strategy_replica_that_gains_shards_is_a_newcomer():
     seen = Newcomers()
     seen.arrived([beat("strategy", uptime=3600, shards="0")])
-    assert seen.arrived([beat("strategy", uptime=3601, ts_s=101, shards="0,1")]) == [
-        "strategy/a"
-    ]
+    assert seen.arrived([beat("strategy", uptime=3601, ts_s=101, shards="0,1")]) == ["strategy/a"]
     assert seen.arrived([beat("strategy", uptime=3602, ts_s=102, shards="0,1")]) == []
 
 
