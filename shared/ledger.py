@@ -101,7 +101,11 @@ class Ledger:
         self._holdings: dict[str, Holding] = {}
         self._realized_by_market: dict[str, Micros] = {}
         self._fees_by_market: dict[str, Micros] = {}
-        self._trade_ids: set[str] = set()
+        self._trade_ids: dict[str, set[str]] = {}
+        """Trade ids booked, by market: what makes a fill seen twice count once. A
+        market's are dropped when it settles (it takes no fill after), so they grow
+        with the fills of open markets, not with all fills ever."""
+        self._settled: set[str] = set()
 
     @classmethod
     def replay(
@@ -150,7 +154,7 @@ class Ledger:
         return self._fees_by_market.get(market, 0)
 
     def has_trade(self, trade_id: str) -> bool:
-        return trade_id in self._trade_ids
+        return any(trade_id in ids for ids in self._trade_ids.values())
 
     def cost_basis(self) -> Micros:
         """Cost basis of everything held (micros)."""
@@ -205,7 +209,7 @@ class Ledger:
         notional - the proportional cost removed. Raises LedgerError for a
         malformed fill or a sale of more than is held.
         """
-        if fill.trade_id in self._trade_ids:
+        if fill.market in self._settled or fill.trade_id in self._trade_ids.get(fill.market, ()):
             return False
         amount = _fill_notional(fill)
         holding = self._holdings.get(fill.market) or Holding(fill.market)
@@ -220,14 +224,17 @@ class Ledger:
             lot = Lot(lot.count - fill.count, lot.cost - removed)
         self._store(holding.with_lot(fill.side, lot))
         self._charge(fill.market, fill.fee)
-        self._trade_ids.add(fill.trade_id)
+        self._trade_ids.setdefault(fill.market, set()).add(fill.trade_id)
         return True
 
     def settle(self, market: str, yes_won: bool) -> Settlement | None:
         """Close a settled market: the winning side pays $1 a contract, both sides close.
 
         Returns None (a no-op) when nothing is held, so settling twice is harmless.
+        A fill of a settled market (a late duplicate) is not booked after this.
         """
+        self._settled.add(market)
+        self._trade_ids.pop(market, None)
         holding = self._holdings.pop(market, None)
         if holding is None:
             return None

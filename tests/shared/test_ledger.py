@@ -132,6 +132,17 @@ def test_a_trade_id_is_applied_once() -> None:
     assert ledger.has_trade("T-1")
 
 
+def test_a_settled_market_forgets_its_trade_ids_and_books_no_late_duplicate() -> None:
+    ledger = Ledger(BANKROLL)
+    first = fill(trade_id="T-1", fee=cents(1))
+    ledger.apply(first)
+    ledger.settle(NY, yes_won=True)
+    cash = ledger.cash
+    assert not ledger.has_trade("T-1")  # memory grows with open markets' fills only
+    assert not ledger.apply(first)
+    assert ledger.cash == cash and not ledger.holdings
+
+
 def test_settle_pays_the_winning_side_and_closes_both() -> None:
     ledger = Ledger(BANKROLL)
     ledger.apply(fill(side=Side.YES, price=cents(40), count=contracts(10)))
